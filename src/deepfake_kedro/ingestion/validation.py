@@ -1,0 +1,619 @@
+"""Manifest schema and image checks.
+
+:func:`validate_manifest` checks every row of a manifest (``image_path``, ``label``,
+``source_id`` and optional ``manipulation``, group columns, ``captured_at``) and every image
+it points at, records each problem as a row of a *problems* table, and applies the
+``on_invalid`` policy: ``fail`` raises one error listing the first problems, ``drop`` keeps
+the good rows and goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import struct
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from deepfake_kedro.ingestion.config import IngestionConfig
+from deepfake_kedro.io.image_store import ImageStore, PathEscapeError
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("image_path", "label", "source_id")
+LABELS = ("real", "fake")
+PROBLEM_COLUMNS = ("row", "image_path", "reason", "check")
+#: Columns that validate_manifest computes; a manifest column of the same name is replaced.
+ADDED_COLUMNS = ("row", "content_hash", "width", "height", "file_size", "captured_at_source")
+DEFAULT_MANIPULATION = {"real": "none", "fake": "unknown"}
+
+_PROGRESS_MIN_IMAGES = 100
+_DROP_HINT = (
+    "Fix the manifest or the images, or set data_ingestion.on_invalid: drop to drop the bad "
+    "rows and continue (every dropped row and its reason is kept in the problems table)."
+)
+
+
+class DataValidationError(ValueError):
+    """The manifest or its images cannot be used.
+
+    Attributes:
+        problems: The problems table (columns ``row``, ``image_path``, ``reason``, ``check``)
+            when the error comes from per-row checks, else ``None``.
+    """
+
+    def __init__(self, message: str, problems: pd.DataFrame | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class _ImageInfo:
+    content_hash: str
+    width: int
+    height: int
+    file_size: int
+    modified: pd.Timestamp | None = None
+    modified_error: str | None = None
+
+
+@dataclass(frozen=True)
+class _ImageProblem:
+    check: str
+    reason: str
+
+
+def validate_manifest(
+    manifest: pd.DataFrame, store: ImageStore, config: IngestionConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check a manifest and its images, and return the usable rows and the problems found.
+
+    Args:
+        manifest: One row per image: ``image_path`` (relative to the store root), ``label``
+            (``real``/``fake``), ``source_id``, optional ``manipulation``, the configured group
+            columns and optional ``captured_at``.
+        store: Where the images live; every image is read through ``store.read_bytes``.
+        config: Ingestion parameters (policy, group columns, size limits, threads).
+
+    Returns:
+        ``(valid, problems)``. ``valid`` holds the good rows with ``label`` normalised,
+        ``manipulation`` filled, ``captured_at`` as ISO-8601 UTC strings and the added columns
+        ``row`` (1-based manifest row), ``content_hash`` (sha256 of the file), ``width``,
+        ``height``, ``file_size`` and ``captured_at_source`` (``manifest``/``file_mtime``).
+        ``problems`` has one row per problem: ``row``, ``image_path``, ``reason``, ``check``.
+
+    Raises:
+        DataValidationError: if columns are missing or the manifest is empty; with
+            ``on_invalid: fail`` if any problem is found; with ``on_invalid: drop`` if no
+            valid row (or no row of one label) remains.
+    """
+    _check_columns(manifest, config)
+    df = manifest.reset_index(drop=True)
+    n_rows = len(df)
+    paths = [_clean(v) for v in df["image_path"]]
+    shown_paths = [p or "" for p in paths]
+    problems: list[dict[str, Any]] = []
+    bad = np.zeros(n_rows, dtype=bool)
+
+    def add(i: int, check: str, reason: str) -> None:
+        problems.append(
+            {"row": i + 1, "image_path": shown_paths[i], "reason": reason, "check": check}
+        )
+        bad[i] = True
+
+    # Exact copies of an earlier row: report once, check nothing else (the first copy is).
+    copy_of = _first_duplicate_rows(df)
+    for i, first in copy_of.items():
+        add(i, "duplicate_row", f"duplicate row: identical to manifest row {first + 1}")
+    checked = [i for i in range(n_rows) if i not in copy_of]
+
+    cells = {c: [_clean(v) for v in df[c]] for c in (*REQUIRED_COLUMNS, *config.group_columns)}
+    labels: list[str | None] = [None] * n_rows
+    for i in checked:
+        for column in REQUIRED_COLUMNS:
+            if cells[column][i] is None:
+                add(i, "missing_value", f"missing value: {column} is empty")
+        for column in config.group_columns:
+            if cells[column][i] is None:
+                add(
+                    i,
+                    "missing_value",
+                    f"missing value: group column {column} is empty (it is listed in "
+                    "data_ingestion.group_columns)",
+                )
+        raw_label = cells["label"][i]
+        if raw_label is not None:
+            label = raw_label.lower()
+            if label in LABELS:
+                labels[i] = label
+            else:
+                add(i, "label", f"label {raw_label!r} is not one of {', '.join(LABELS)}")
+
+    resolved: dict[int, str] = {}
+    first_row_of_path: dict[str, int] = {}
+    for i in checked:
+        if paths[i] is None:
+            continue
+        try:
+            key = store.resolve(paths[i])
+        except PathEscapeError as exc:
+            add(i, "path_escape", f"path outside the image root: {exc}")
+            continue
+        if key in first_row_of_path:
+            first = first_row_of_path[key]
+            same = "" if shown_paths[first] == paths[i] else f" (as {shown_paths[first]!r})"
+            add(
+                i,
+                "duplicate_path",
+                f"duplicate path: the same image is already listed at manifest row {first + 1}"
+                f"{same}",
+            )
+            continue
+        first_row_of_path[key] = i
+        resolved[i] = key
+
+    timestamps, need_mtime = _parse_captured_at(df, checked, add)
+    images = _read_images(store, paths, resolved, need_mtime, config.num_workers)
+
+    for i, result in images.items():
+        if isinstance(result, _ImageProblem):
+            add(i, result.check, result.reason)
+            continue
+        shorter = min(result.width, result.height)
+        if shorter < config.min_image_size:
+            add(
+                i,
+                "too_small",
+                f"image too small: {result.width}x{result.height} pixels, shorter side "
+                f"{shorter} < data_ingestion.min_image_size {config.min_image_size}",
+            )
+        if i in need_mtime:
+            if result.modified is None:
+                add(
+                    i,
+                    "bad_timestamp",
+                    "no captured_at in the manifest and the store gives no modification "
+                    f"time ({result.modified_error}); add a captured_at column",
+                )
+            else:
+                timestamps[i] = result.modified
+
+    group_values = {
+        column: df[column].map(lambda v: v.strip() if isinstance(v, str) else v)
+        for column in config.group_columns
+    }
+    _check_group_sizes(group_values, bad, config.min_group_size, add)
+
+    problems_table = _problems_table(problems)
+    keep = ~bad
+    _report_policy(problems_table, int(bad.sum()), n_rows, config)
+
+    valid = _valid_table(
+        df, keep, paths, labels, cells["source_id"], group_values, timestamps, need_mtime, images
+    )
+    _check_labels_left(valid, problems_table, n_rows, config)
+    _warn_duplicate_content(valid)
+    logger.info(
+        "Validated %d manifest rows: %d valid, %d rejected (%d problems)",
+        n_rows,
+        len(valid),
+        int(bad.sum()),
+        len(problems_table),
+    )
+    return valid, problems_table
+
+
+def _check_columns(manifest: pd.DataFrame, config: IngestionConfig) -> None:
+    present = [str(c) for c in manifest.columns]
+    if manifest.shape[1] == 0:
+        raise DataValidationError(
+            "the manifest is empty (no columns and no rows); point the catalog at a manifest "
+            f"with the columns {', '.join(REQUIRED_COLUMNS)} and one row per image"
+        )
+    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise DataValidationError(
+            f"the manifest is missing required column(s) {', '.join(missing)}"
+            f"{_near_names(missing, present)}; columns present: {', '.join(present)}. "
+            f"Add the column(s); every manifest needs {', '.join(REQUIRED_COLUMNS)}."
+        )
+    missing_groups = [c for c in config.group_columns if c not in manifest.columns]
+    if missing_groups:
+        raise DataValidationError(
+            f"the manifest has no column(s) {', '.join(missing_groups)} listed in "
+            f"data_ingestion.group_columns{_near_names(missing_groups, present)}; columns "
+            f"present: {', '.join(present)}. Set data_ingestion.group_columns to the group "
+            "columns you have (or to []) or add the column(s) to the manifest."
+        )
+    if len(manifest) == 0:
+        raise DataValidationError(
+            f"the manifest has no data rows (columns: {', '.join(present)}); point the catalog "
+            "at a manifest with at least one image per label"
+        )
+
+
+def _near_names(missing: list[str], present: list[str]) -> str:
+    """Hint at columns that differ only by case or surrounding spaces."""
+    hints = [
+        f"{p!r} for {m!r}"
+        for m in missing
+        for p in present
+        if p.strip().lower() == m.lower() and p != m
+    ]
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
+
+
+def _clean(value: Any) -> str | None:
+    """A cell as a stripped string, or None when it is missing or blank."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    text = str(value).strip()
+    return text or None
+
+
+def _first_duplicate_rows(df: pd.DataFrame) -> dict[int, int]:
+    """Map each row that exactly repeats an earlier row to that earlier row's position."""
+    hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    first_seen: dict[int, int] = {}
+    copies: dict[int, int] = {}
+    for i, h in enumerate(hashes):
+        h = int(h)
+        if h in first_seen:
+            copies[i] = first_seen[h]
+        else:
+            first_seen[h] = i
+    return copies
+
+
+def _parse_captured_at(
+    df: pd.DataFrame, checked: list[int], add: Any
+) -> tuple[dict[int, pd.Timestamp], set[int]]:
+    """Parse ``captured_at``; return the parsed timestamps and the rows that need file mtimes."""
+    if "captured_at" not in df.columns:
+        return {}, set(checked)
+    column = df["captured_at"].tolist()
+    texts = {i: _clean(column[i]) for i in checked}
+    need_mtime = {i for i, t in texts.items() if t is None}
+    given = {i: t for i, t in texts.items() if t is not None}
+    parsed = pd.to_datetime(
+        pd.Series(list(given.values()), index=list(given.keys()), dtype=object),
+        utc=True,
+        errors="coerce",
+        format="ISO8601",
+    )
+    timestamps: dict[int, pd.Timestamp] = {}
+    for i, text in given.items():
+        ts = parsed.get(i)
+        if ts is None or pd.isna(ts):
+            ts = _parse_one_timestamp(text)
+        if ts is None:
+            add(
+                i,
+                "bad_timestamp",
+                f"captured_at {text!r} is not a date/time; use ISO-8601 such as "
+                "2024-05-01T12:00:00Z",
+            )
+        else:
+            timestamps[i] = ts
+    if need_mtime:
+        logger.info(
+            "%d manifest rows have an empty captured_at; using the image files' modification "
+            "times for them (captured_at_source = file_mtime)",
+            len(need_mtime),
+        )
+    return timestamps, need_mtime
+
+
+def _parse_one_timestamp(text: str) -> pd.Timestamp | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ts = pd.to_datetime(text, utc=True)
+        except (ValueError, TypeError, OverflowError):
+            return None
+    return None if pd.isna(ts) else ts
+
+
+def _format_timestamp(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_images(
+    store: ImageStore,
+    paths: list[str | None],
+    resolved: dict[int, str],
+    need_mtime: set[int],
+    num_workers: int,
+) -> dict[int, _ImageInfo | _ImageProblem]:
+    """Read and check every resolved image on a thread pool (I/O bound, also on S3)."""
+    total = len(resolved)
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        logger.warning(
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True in this process; truncated JPEGs "
+            "may pass the image checks"
+        )
+    logger.info("Checking %d images under %s with %d threads", total, store.root_uri, num_workers)
+    step = max(1, math.ceil(total / 10))
+    results: dict[int, _ImageInfo | _ImageProblem] = {}
+    with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="ingest") as pool:
+        futures = {
+            pool.submit(_inspect_image, store, paths[i], key, i in need_mtime): i
+            for i, key in resolved.items()
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[futures[future]] = future.result()
+            if total >= _PROGRESS_MIN_IMAGES and (done % step == 0 or done == total):
+                logger.info("Checked %d/%d images (%.0f%%)", done, total, 100 * done / total)
+    return results
+
+
+def _inspect_image(
+    store: ImageStore, path: str, key: str, want_mtime: bool
+) -> _ImageInfo | _ImageProblem:
+    """Read one image, hash it and check that it decodes completely."""
+    try:
+        data = store.read_bytes(path)
+    except FileNotFoundError:
+        return _ImageProblem(
+            "missing_file", f"missing file: not found under the image root {store.root_uri!r}"
+        )
+    except IsADirectoryError:
+        return _ImageProblem("missing_file", "missing file: the path is a folder, not a file")
+    except PathEscapeError as exc:
+        return _ImageProblem("path_escape", f"path outside the image root: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any store error is reported against its row
+        return _ImageProblem(
+            "unreadable_image", f"unreadable file: {type(exc).__name__}: {exc}"
+        )
+    if not data:
+        return _ImageProblem("unreadable_image", "not an image: the file is empty (0 bytes)")
+    fmt = "image"
+    try:
+        # verify() checks the structure (PNG chunk CRCs); only a full load() on a fresh
+        # handle decodes all pixel data, which is what catches a truncated JPEG.
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or fmt
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            width, height = image.size
+    except UnidentifiedImageError:
+        return _ImageProblem(
+            "unreadable_image",
+            f"not an image: PIL cannot identify the file ({len(data)} bytes)",
+        )
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad data
+        if _looks_truncated(exc):
+            return _ImageProblem(
+                "truncated_image",
+                f"truncated image: {fmt} data ends early ({len(data)} bytes): {exc}",
+            )
+        return _ImageProblem(
+            "unreadable_image", f"corrupt image: {fmt} does not decode: {type(exc).__name__}: {exc}"
+        )
+    modified, modified_error = (None, None)
+    if want_mtime:
+        modified, modified_error = _modified_time(store, key)
+    return _ImageInfo(
+        content_hash=hashlib.sha256(data).hexdigest(),
+        width=int(width),
+        height=int(height),
+        file_size=len(data),
+        modified=modified,
+        modified_error=modified_error,
+    )
+
+
+def _looks_truncated(exc: Exception) -> bool:
+    return isinstance(exc, (EOFError, struct.error)) or "truncat" in str(exc).lower()
+
+
+def _modified_time(store: ImageStore, key: str) -> tuple[pd.Timestamp | None, str | None]:
+    """File modification time from the store (local mtime, S3 LastModified...), as UTC."""
+    value: Any = None
+    error = "no modification time"
+    try:
+        value = store.fs.modified(key)
+    except Exception as exc:  # noqa: BLE001 - not every fsspec backend implements modified()
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            info = store.fs.info(key)
+        except Exception as info_exc:  # noqa: BLE001
+            return None, f"{type(info_exc).__name__}: {info_exc}"
+        for name in ("mtime", "LastModified", "last_modified", "modified", "updated", "created"):
+            if info.get(name) is not None:
+                value = info[name]
+                break
+    if value is None:
+        return None, error
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, tz=UTC)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        return None, f"unparseable modification time {value!r}: {exc}"
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts, None
+
+
+def _check_group_sizes(
+    group_values: dict[str, pd.Series], bad: np.ndarray, min_size: int, add: Any
+) -> None:
+    """Reject rows of group values with fewer than ``min_size`` otherwise-valid rows.
+
+    Repeats until stable, since dropping a small group of one column can shrink a group of
+    another below the limit.
+    """
+    changed = True
+    while changed:
+        changed = False
+        for column, values in group_values.items():
+            ok = ~bad
+            counts = values[ok].value_counts()
+            small = counts[counts < min_size]
+            if small.empty:
+                continue
+            for i in np.flatnonzero(ok & values.isin(small.index).to_numpy()):
+                value = values.iat[i]
+                count = int(small[value])
+                add(
+                    int(i),
+                    "small_group",
+                    f"small group: {column} {value!r} has {count} valid row(s), fewer than "
+                    f"data_ingestion.min_group_size {min_size}; add images, merge the group, or "
+                    "lower min_group_size",
+                )
+            changed = True
+
+
+def _problems_table(problems: list[dict[str, Any]]) -> pd.DataFrame:
+    table = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
+    table = table.sort_values("row", kind="stable").reset_index(drop=True)
+    table["row"] = table["row"].astype("int64")
+    for column in ("image_path", "reason", "check"):
+        table[column] = table[column].astype(str)
+    return table
+
+
+def _format_problems(problems: pd.DataFrame, limit: int) -> str:
+    lines = [
+        f"  manifest row {r.row} ({r.image_path or '<no path>'}): {r.reason}"
+        for r in problems.head(limit).itertuples(index=False)
+    ]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
+    return "\n".join(lines)
+
+
+def _count_by_check(problems: pd.DataFrame) -> str:
+    counts = Counter(problems["check"])
+    return ", ".join(f"{check}: {n}" for check, n in counts.most_common())
+
+
+def _report_policy(
+    problems: pd.DataFrame, n_bad: int, n_rows: int, config: IngestionConfig
+) -> None:
+    if problems.empty:
+        return
+    if config.on_invalid == "fail":
+        raise DataValidationError(
+            f"manifest validation found {len(problems)} problem(s) in {n_bad} of {n_rows} rows "
+            f"({_count_by_check(problems)}); data_ingestion.on_invalid is 'fail'. First "
+            f"problems:\n{_format_problems(problems, config.max_errors_shown)}\n{_DROP_HINT}",
+            problems=problems,
+        )
+    logger.warning(
+        "Dropping %d of %d manifest rows with %d problem(s) (%s); see the problems table",
+        n_bad,
+        n_rows,
+        len(problems),
+        _count_by_check(problems),
+    )
+
+
+def _valid_table(
+    df: pd.DataFrame,
+    keep: np.ndarray,
+    paths: list[str | None],
+    labels: list[str | None],
+    source_ids: list[str | None],
+    group_values: dict[str, pd.Series],
+    timestamps: dict[int, pd.Timestamp],
+    need_mtime: set[int],
+    images: dict[int, _ImageInfo | _ImageProblem],
+) -> pd.DataFrame:
+    replaced = [c for c in ADDED_COLUMNS if c in df.columns]
+    if replaced:
+        logger.warning("Manifest columns %s are recomputed by validation and replaced", replaced)
+    index = np.flatnonzero(keep)
+    valid = df.drop(columns=replaced).iloc[index].reset_index(drop=True)
+    infos = [images[i] for i in index]
+    valid.insert(0, "row", pd.Series(index + 1, dtype="int64"))
+    valid["image_path"] = pd.Series([paths[i] for i in index], dtype=object).astype(str)
+    valid["label"] = pd.Series([labels[i] for i in index], dtype=object).astype(str)
+    valid["source_id"] = pd.Series([source_ids[i] for i in index], dtype=object).astype(str)
+    for column, values in group_values.items():
+        valid[column] = values.iloc[index].reset_index(drop=True)
+    manipulation = (
+        [_clean(v) for v in df["manipulation"].iloc[index]]
+        if "manipulation" in df.columns
+        else [None] * len(index)
+    )
+    valid["manipulation"] = pd.Series(
+        [
+            m if m is not None else DEFAULT_MANIPULATION[labels[i]]
+            for i, m in zip(index, manipulation, strict=True)
+        ],
+        dtype=object,
+    ).astype(str)
+    valid["captured_at"] = pd.Series(
+        [_format_timestamp(timestamps[i]) for i in index], dtype=object
+    ).astype(str)
+    valid["captured_at_source"] = pd.Series(
+        ["file_mtime" if i in need_mtime else "manifest" for i in index], dtype=object
+    ).astype(str)
+    valid["content_hash"] = pd.Series([info.content_hash for info in infos], dtype=object).astype(
+        str
+    )
+    for column in ("width", "height", "file_size"):
+        valid[column] = pd.Series([getattr(info, column) for info in infos], dtype="int64")
+    return valid
+
+
+def _check_labels_left(
+    valid: pd.DataFrame, problems: pd.DataFrame, n_rows: int, config: IngestionConfig
+) -> None:
+    if valid.empty:
+        raise DataValidationError(
+            f"no valid rows remain: all {n_rows} manifest rows were rejected "
+            f"({_count_by_check(problems)}). First problems:\n"
+            f"{_format_problems(problems, config.max_errors_shown)}",
+            problems=problems,
+        )
+    counts = valid["label"].value_counts()
+    absent = [label for label in LABELS if counts.get(label, 0) == 0]
+    if absent:
+        dropped = f" after dropping {n_rows - len(valid)} rejected rows" if len(problems) else ""
+        raise DataValidationError(
+            f"no {' or '.join(repr(a) for a in absent)} images remain{dropped} "
+            f"({len(valid)} valid rows, all {counts.index[0]!r}); a detector needs both labels. "
+            "Add images of the missing label or fix the rejected rows (see the problems table).",
+            problems=problems,
+        )
+
+
+def _warn_duplicate_content(valid: pd.DataFrame) -> None:
+    """Identical files under different paths leak across splits when sources differ."""
+    repeated = valid[valid.duplicated("content_hash", keep=False)]
+    if repeated.empty:
+        return
+    crossing = repeated.groupby("content_hash")["source_id"].nunique()
+    example = repeated.groupby("content_hash")["row"].apply(list).iloc[0]
+    logger.warning(
+        "%d valid rows share file content with another row (%d contents, %d of them across "
+        "different source_ids, which can leak between splits); e.g. manifest rows %s",
+        len(repeated),
+        len(crossing),
+        int((crossing > 1).sum()),
+        example,
+    )

@@ -1,0 +1,28 @@
+"""Project settings: hooks, configuration loader and its custom resolvers.
+
+See https://docs.kedro.org/en/stable/configure/configuration_basics/.
+"""
+
+from pathlib import Path
+
+from kedro.config import OmegaConfigLoader
+from kedro.utils import find_kedro_project
+
+from deepfake_kedro.hooks import MlflowLineageHooks, ProblemReportHooks
+
+
+def _project_root() -> str:
+    """Absolute path of the project, so relative URIs (``sqlite:///``) work from any folder."""
+    return str((find_kedro_project(Path.cwd()) or Path.cwd()).resolve())
+
+
+# Parameter groups are validated by Kedro itself before any node runs: nodes annotate their
+# `params:` inputs with pydantic models (kedro.validation).
+HOOKS = (ProblemReportHooks(), MlflowLineageHooks())
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"project_root": _project_root},
+}

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny generated demo data, an isolated MLflow store, no telemetry."""
+
+from __future__ import annotations
+
+import os
+
+# Before kedro is imported anywhere: no telemetry prompt or network call from tests.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path  # noqa: E402
+
+import mlflow  # noqa: E402
+import pytest  # noqa: E402
+
+from deepfake_kedro.demo import DemoConfig, write_demo_dataset  # noqa: E402
+
+TINY_DEMO = DemoConfig(n_images=60, image_size=64, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with manifest.csv and 60 small generated images (read-only for tests)."""
+    out = tmp_path_factory.mktemp("tiny_demo")
+    write_demo_dataset(out, TINY_DEMO, progress=False)
+    return out
+
+
+@pytest.fixture
+def mlflow_tracking(tmp_path: Path):
+    """A real SQLite MLflow store in tmp_path; active runs are ended afterwards."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(previous)
