@@ -15,10 +15,23 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = "demo_data.n_images=40,demo_data.image_size=64,demo_data.seed=3"
+# conf/local of the copied project: tiny data and backbones. Only the keys below change: the
+# project soft-merges parameters, so the rest comes from conf/base.
+TINY_PARAMETERS = """
+demo_data: {n_images: 40, image_size: 64, seed: 3}
+data_ingestion: {min_group_size: 2, num_workers: 2}
+feature_extraction:
+  backbones:
+    resnet: {arch: resnet18, image_size: 64}
+    clip: {image_size: 64}
+    spectral: {image_size: 64}
+  runtime: {batch_size: 16, num_workers: 0, progress: false}
+ensemble_training: {epochs: 6, patience: 3, batch_size: 16}
+"""
 pytestmark = pytest.mark.slow
 
 
@@ -40,18 +53,19 @@ def project(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("project")
     shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
     (path / "conf" / "local").mkdir()
+    (path / "conf" / "local" / "parameters.yml").write_text(TINY_PARAMETERS)
     shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
     (path / "src").mkdir()  # the package itself is installed (editable) in the venv
     shutil.copy(ROOT / ".telemetry", path / ".telemetry")
     for layer in ("01_raw", "02_intermediate", "03_primary", "08_reporting"):
         (path / "data" / layer).mkdir(parents=True)
-    kedro(path, "run", "--pipelines", "demo_data", "--params", TINY)
+    kedro(path, "run", "--pipelines", "demo_data")
     return path
 
 
 def test_registry_lists_the_pipelines(project):
     out = kedro(project, "registry", "list").stdout
-    for name in ("__default__", "data_ingestion", "demo_data"):
+    for name in ("__default__", "data_ingestion", "demo_data", "feature_extraction", "ensemble_training"):
         assert name in out
 
 
@@ -62,7 +76,7 @@ def test_demo_data_pipeline_writes_manifest_and_images(project):
 
 
 def test_data_ingestion_runs_and_is_tracked(project):
-    kedro(project, "run", "--pipelines", "data_ingestion", "--params", "data_ingestion.min_group_size=2")
+    kedro(project, "run", "--pipelines", "data_ingestion")
 
     split = pd.read_parquet(project / "data/03_primary/split_manifest.parquet")
     assert set(split["split"]) == {"train", "val", "test"}
@@ -98,8 +112,7 @@ def test_bad_manifest_fails_with_row_and_reason(project, tmp_path):
     manifest.loc[2, "image_path"] = "../../etc/passwd"
     manifest.to_csv(raw, index=False)
     try:
-        result = kedro(project, "run", "--pipelines", "data_ingestion", "--params",
-                       "data_ingestion.min_group_size=2", check=False)
+        result = kedro(project, "run", "--pipelines", "data_ingestion", check=False)
     finally:
         raw.write_text(original)
     assert result.returncode != 0
@@ -107,3 +120,39 @@ def test_bad_manifest_fails_with_row_and_reason(project, tmp_path):
     assert "manifest row 3" in output and "../../etc/passwd" in output
     problems = pd.read_csv(project / "data/02_intermediate/manifest_problems.csv")
     assert problems[["row", "check"]].values.tolist() == [[3, "path_escape"]]
+
+
+def latest_run(project: Path):
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("deepfake_kedro")
+    run = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    return client, run
+
+
+def test_default_pipeline_trains_and_tracks_the_ensemble(project):
+    kedro(project, "run")
+
+    checkpoint = torch.load(project / "data/06_models/fusion_checkpoint.pt", weights_only=True)
+    assert set(checkpoint["backbones"]) == {"resnet", "clip", "spectral"}
+    assert checkpoint["backbones"]["resnet"]["weights"] == "none:seed=0"
+    assert 0.0 <= checkpoint["best_metric"] <= 1.0
+
+    client, run = latest_run(project)
+    fingerprint = json.loads((project / "data/03_primary/dataset_fingerprint.json").read_text())
+    assert run.data.tags["dataset_fingerprint"] == fingerprint["fingerprint"]
+    assert "resnet=resnet18" in run.data.tags["backbones"]
+    assert "clip=none:seed=0" in run.data.tags["weights"]
+    assert run.data.params["feature_extraction.backbones.resnet.weights"] == "none"
+    assert run.data.params["ensemble_training.fusion.mode"] == "projection"
+    history = client.get_metric_history(run.info.run_id, "training.val_auc")
+    assert len(history) >= 2 and [m.step for m in history] == sorted(m.step for m in history)
+    artifacts = {a.path for folder in ("model", "training", "feature_extraction")
+                 for a in client.list_artifacts(run.info.run_id, folder)}
+    assert {"model/fusion_checkpoint.pt", "training/training_curves.png",
+            "feature_extraction/resnet.json"} <= artifacts
+
+    # A second run extracts nothing: every image is in the feature cache.
+    kedro(project, "run", "--pipelines", "feature_extraction")
+    for branch in ("resnet", "clip", "spectral"):
+        report = json.loads((project / f"data/08_reporting/feature_extraction/{branch}.json").read_text())
+        assert report["n_extracted"] == 0 and report["n_cached"] == 40, branch

@@ -47,6 +47,25 @@ class MlflowLineageHooks:
             mlflow.set_tag("git_commit", git_commit() or "unknown")
 
     @hook_impl
+    def before_node_run(self, inputs: dict[str, Any]) -> None:
+        """Log typed parameter groups flattened (``feature_extraction.backbones.resnet.arch``).
+
+        Kedro hands nodes validated pydantic models, which kedro-mlflow logs as one string.
+        """
+        import mlflow
+        from pydantic import BaseModel
+
+        if mlflow.active_run() is None:
+            return
+        flat: dict[str, Any] = {}
+        for name, value in inputs.items():
+            if name.startswith("params:") and isinstance(value, BaseModel):
+                _flatten(name.removeprefix("params:"), value.model_dump(mode="json"), flat)
+        if flat:
+            logged = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+            mlflow.log_params({k: v for k, v in flat.items() if k not in logged})
+
+    @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
         if dataset_name != "dataset_fingerprint":
             return
@@ -60,3 +79,11 @@ class MlflowLineageHooks:
                     "dataset_newest_captured_at": data.get("newest_captured_at") or "",
                 }
             )
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}", item, out)
+    else:
+        out[prefix] = str(value)[:6000]  # MLflow's limit on a param value

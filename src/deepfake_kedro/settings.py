@@ -25,4 +25,6 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": {"project_root": _project_root},
+    # conf/local (or --env) may override a single nested key without repeating its siblings.
+    "merge_strategy": {"parameters": "soft"},
 }

@@ -1,0 +1,570 @@
+"""Feature-extractor backbones (torchvision ResNet, open_clip CLIP, spectral) and their preprocessing.
+
+Each extractor splits its work in two so that data loading and the network can run apart:
+
+- :meth:`FeatureExtractor.preprocess` is geometric only (RGB, optional resize, centre crop
+  to a uint8 tensor); it runs in DataLoader workers.
+- :meth:`FeatureExtractor.forward` takes the uint8 batch on the module's device, normalises
+  there and returns float32 features.
+
+:meth:`FeatureExtractor.identity` describes everything that determines the features; the
+feature cache is keyed by its hash. The same code serves training and the registered
+inference model, so preprocessing cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pydantic
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from deepfake_kedro.models import spectral
+from deepfake_kedro.models.weights import (
+    TORCHVISION_RESNETS,
+    WeightsUnavailableError,
+    check_open_clip_tag,
+    ensure_hf_text_config,
+    fetch_open_clip_checkpoint,
+    file_sha256,
+    is_weights_file,
+    load_state_dict_file,
+    load_strict,
+    resolve_weights_file,
+    torchvision_pretrained,
+    torchvision_weights,
+)
+
+logger = logging.getLogger(__name__)
+
+FEATURE_VERSION = 1
+"""Bump whenever preprocessing or ResNet/CLIP feature code changes what features come out."""
+
+DEFAULT_ARCH = {"resnet": "resnet50", "clip": "ViT-B-32", "spectral": "v1"}
+SPECTRAL_ARCHS = ("v1",)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CROP_GRID = 16
+"""Without resize the crop offset is a multiple of 16 px (a JPEG MCU with 4:2:0 chroma), so the
+crop keeps the image's JPEG block grid and the phase of 2x/4x up-sampling."""
+
+__all__ = [
+    "BackboneConfig",
+    "ClipExtractor",
+    "FEATURE_VERSION",
+    "FeatureExtractor",
+    "ImagePreprocessor",
+    "ResNetExtractor",
+    "SpectralExtractor",
+    "WeightsUnavailableError",
+    "build_extractor",
+    "preprocess_image",
+]
+
+
+class BackboneConfig(BaseModel):
+    """Parameters of one backbone (``feature_extraction.backbones.<branch>``).
+
+    Attributes:
+        kind: ``resnet`` | ``clip`` | ``spectral``.
+        arch: resnet18/34/50/101/152; any open_clip model name; ``v1`` for spectral.
+            Defaults per kind: resnet50, ViT-B-32, v1.
+        weights: ``none`` (seeded random init), a hub tag (torchvision ``IMAGENET1K_V1`` /
+            ``IMAGENET1K_V2`` / ``DEFAULT``; open_clip tags such as ``openai``), or a local
+            state-dict / checkpoint file.
+        image_size: Side fed to the network.
+        resize: Resize the shorter side to this (bicubic, antialiased) before the centre
+            crop; None crops only, keeping pixel-level traces (reflect-pads small images).
+        seed: Seed of the random init when ``weights`` is ``none``.
+        early_stats: ResNet only: add per-channel mean and std of the stem, layer1 and
+            layer2 activations.
+        hub_timeout_s: Budget to reach a weights hub before failing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["resnet", "clip", "spectral"]
+    arch: str | None = None
+    weights: str = "none"
+    image_size: int = Field(224, ge=32, le=4096)
+    resize: int | None = Field(None, ge=32, le=8192)
+    seed: int = Field(0, ge=0)
+    early_stats: bool = True
+    hub_timeout_s: float = Field(5.0, gt=0, le=300)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_arch(cls, data: Any) -> Any:
+        if (
+            isinstance(data, Mapping)
+            and data.get("arch") is None
+            and data.get("kind") in DEFAULT_ARCH
+        ):
+            data = {**data, "arch": DEFAULT_ARCH[data["kind"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _check_arch_and_weights(self) -> BackboneConfig:
+        if self.resize is not None and self.resize < self.image_size:
+            raise ValueError(
+                f"resize ({self.resize}) must be >= image_size ({self.image_size}), or null to crop only"
+            )
+        if self.kind == "resnet":
+            _check_choice("arch", self.arch, TORCHVISION_RESNETS)
+            if self.weights != "none" and not is_weights_file(self.weights):
+                torchvision_weights(self.arch, self.weights)
+        elif self.kind == "clip":
+            import open_clip
+
+            _check_choice("arch", self.arch, open_clip.list_models())
+            if self.weights != "none" and not is_weights_file(self.weights):
+                check_open_clip_tag(self.arch, self.weights)
+        else:
+            _check_choice("arch", self.arch, SPECTRAL_ARCHS)
+            if self.weights != "none":
+                raise ValueError(
+                    f"spectral features have no weights; set weights to 'none' (got {self.weights!r})"
+                )
+        return self
+
+
+def _check_choice(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} {value!r} is not supported; allowed: {', '.join(allowed)}")
+
+
+# -------------------------------------------------------------------------- preprocessing
+
+
+def preprocess_image(
+    image: Image.Image, image_size: int, resize: int | None = None
+) -> torch.Tensor:
+    """Geometric preprocessing shared by every backbone.
+
+    Args:
+        image: Any PIL image (converted to RGB).
+        image_size: Side of the output.
+        resize: If set, resize the shorter side to this first (bicubic; PIL widens the
+            kernel when down-scaling, i.e. antialiased). None keeps the pixels untouched.
+
+    Returns:
+        uint8 tensor ``[3, image_size, image_size]``. Without resize it is a centre crop of
+        the input whose offset is rounded down to a multiple of 16 px (keeps the JPEG grid);
+        sides smaller than ``image_size`` are reflect-padded.
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if resize is not None:
+        w, h = image.size
+        scale = resize / min(w, h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if size != (w, h):
+            image = image.resize(size, Image.Resampling.BICUBIC)
+    array = np.asarray(image)
+    grid = CROP_GRID if resize is None else 1
+    for axis in (0, 1):
+        n = array.shape[axis]
+        if n >= image_size:
+            start = (n - image_size) // 2 // grid * grid
+            array = (
+                array[start : start + image_size]
+                if axis == 0
+                else array[:, start : start + image_size]
+            )
+        else:
+            before = (image_size - n) // 2
+            pad = [(0, 0)] * 3
+            pad[axis] = (before, image_size - n - before)
+            # numpy reflects repeatedly when the pad exceeds the side, so tiny images work.
+            array = np.pad(array, pad, mode="reflect" if n > 1 else "edge")
+    # np.array copies: PIL's buffer is read-only, and the crop is a view into it.
+    return torch.from_numpy(np.array(array, order="C")).permute(2, 0, 1).contiguous()
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePreprocessor:
+    """Picklable :func:`preprocess_image` with fixed ``image_size`` and ``resize``."""
+
+    image_size: int
+    resize: int | None = None
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        """PIL image -> uint8 ``[3, image_size, image_size]``."""
+        return preprocess_image(image, self.image_size, self.resize)
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class FeatureExtractor(nn.Module):
+    """A frozen image feature extractor: uint8 images in, float32 features out.
+
+    Subclasses set ``feature_dim``, ``weights_id`` and ``normalisation`` and implement
+    :meth:`features`. The module always stays in eval mode (BatchNorm keeps its running
+    statistics; there is nothing to train here).
+    """
+
+    feature_version: ClassVar[int] = FEATURE_VERSION
+
+    def __init__(self, config: BackboneConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.feature_dim: int = 0
+        self.weights_id: str = "none"
+        self.normalisation: dict[str, list[float]] | None = None
+
+    @property
+    def preprocess(self) -> ImagePreprocessor:
+        """``preprocess(image)``: RGB, optional resize, centre crop -> uint8 ``[3, S, S]``.
+
+        A small picklable callable rather than a bound method, so DataLoader workers
+        receive the geometry only, never the network's weights.
+        """
+        return ImagePreprocessor(self.config.image_size, self.config.resize)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of a batch.
+
+        Args:
+            images: uint8 (or float in 0..255) ``[B, 3, H, W]`` on the module's device.
+
+        Returns:
+            float32 ``[B, feature_dim]``.
+        """
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images of shape [B, 3, H, W], got {tuple(images.shape)}")
+        return self.features(images).float()
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone-specific features of a validated ``[B, 3, H, W]`` batch."""
+        raise NotImplementedError
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        """Stay in eval mode: features must not depend on batch statistics or dropout."""
+        return super().train(False)
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the features, JSON-serialisable (the cache key hashes it)."""
+        c = self.config
+        return {
+            "kind": c.kind,
+            "arch": c.arch,
+            "weights": self.weights_id,
+            "feature_version": self.feature_version,
+            "feature_dim": self.feature_dim,
+            "preprocessing": {
+                "image_size": c.image_size,
+                "resize": c.resize,
+                "crop": f"centre, offset on a {CROP_GRID} px grid without resize, reflect pad",
+                "normalisation": self.normalisation,
+            },
+            **self._identity_extra(),
+        }
+
+    def _identity_extra(self) -> dict[str, Any]:
+        return {}
+
+    def _set_normalisation(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        """Register mean/std (0..1 units) as buffers scaled to 0..255 input."""
+        mean_t = torch.tensor([float(v) for v in mean]).view(1, 3, 1, 1)
+        std_t = torch.tensor([float(v) for v in std]).view(1, 3, 1, 1)
+        # Not persistent: the state dict stays the network's own and loads anywhere.
+        self.register_buffer("pixel_mean", mean_t * 255.0, persistent=False)
+        self.register_buffer("pixel_std", std_t * 255.0, persistent=False)
+        self.normalisation = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        # float32 on device; .float() keeps channels_last.
+        return (images.float() - self.pixel_mean) / self.pixel_std
+
+
+class Float32Conv2d(nn.Conv2d):
+    """A Conv2d that runs in float32 even under autocast.
+
+    Used for the layer that reads the pixels: in bf16 a normalised pixel keeps 8
+    significant bits, about one grey level near white, which is the scale of the traces
+    a deepfake detector looks for. The layer is ~3% of the network's FLOPs.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Conv2d's name
+        with torch.autocast(device_type=input.device.type, enabled=False):
+            return super().forward(input.float())
+
+
+def _pixels_in_float32(conv: nn.Module) -> None:
+    """Make a plain Conv2d a :class:`Float32Conv2d` in place (same parameters and state dict)."""
+    if type(conv) is nn.Conv2d:
+        conv.__class__ = Float32Conv2d
+
+
+def _weights_kind(config: BackboneConfig, param_key: str) -> tuple[str, Any]:
+    """``("none", None)``, ``("file", Path)`` or ``("tag", tag)``."""
+    if config.weights == "none":
+        return "none", None
+    if is_weights_file(config.weights):
+        return "file", resolve_weights_file(config.weights, param_key)
+    return "tag", config.weights
+
+
+# ------------------------------------------------------------------------------ ResNet
+
+
+class ResNetExtractor(FeatureExtractor):
+    """torchvision ResNet: global-average-pooled last stage (+ early activation statistics)."""
+
+    def __init__(self, config: BackboneConfig, param_key: str) -> None:
+        super().__init__(config)
+        import torchvision
+
+        arch = config.arch
+        kind, source = _weights_kind(config, param_key)
+        # torchvision initialises randomly even when weights follow: keep the caller's RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            if kind == "tag":
+                net, self.weights_id = torchvision_pretrained(
+                    arch, source, param_key=param_key, timeout_s=config.hub_timeout_s
+                )
+            else:
+                net = torchvision.models.get_model(arch, weights=None)
+        net.fc = nn.Identity()  # the classifier head is not a feature
+        if kind == "file":
+            # Strict on the feature layers; any head (1000 classes, a fine-tuned real/fake
+            # head, or none) is ignored since it is not used.
+            state = {
+                k: v
+                for k, v in load_state_dict_file(source, param_key).items()
+                if not k.startswith("fc.")
+            }
+            load_strict(net, state, source, param_key)
+            self.weights_id = f"file:{file_sha256(source)}"
+        elif kind == "none":
+            self.weights_id = f"none:seed={config.seed}"
+        _pixels_in_float32(net.conv1)
+        self.net = net
+        self._set_normalisation(IMAGENET_MEAN, IMAGENET_STD)
+        early = [net.bn1.num_features, _stage_channels(net.layer1), _stage_channels(net.layer2)]
+        self.feature_dim = _stage_channels(net.layer4) + (
+            2 * sum(early) if config.early_stats else 0
+        )
+        self.requires_grad_(False)
+        self.eval()
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = self._normalise(images)
+        # The stages are called explicitly rather than through forward hooks: the early
+        # statistics come from the same single pass, with no hook state between calls,
+        # and torch.compile sees one graph.
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        stats = []
+        if self.config.early_stats:
+            stats.append(_mean_std(x))
+        x = net.layer1(x)
+        if self.config.early_stats:
+            stats.append(_mean_std(x))
+        x = net.layer2(x)
+        if self.config.early_stats:
+            stats.append(_mean_std(x))
+        x = net.layer4(net.layer3(x))
+        # Pool in float32 (as _mean_std does): under autocast the activations are bf16 and a
+        # bf16 result would round every feature to 8 significant bits.
+        pooled = x.float().mean(dim=(2, 3))
+        return torch.cat([pooled, *stats], dim=1)
+
+    def _identity_extra(self) -> dict[str, Any]:
+        return {"early_stats": self.config.early_stats}
+
+
+def _stage_channels(stage: nn.Sequential) -> int:
+    block = stage[-1]
+    return block.conv3.out_channels if hasattr(block, "conv3") else block.conv2.out_channels
+
+
+def _mean_std(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel spatial mean and std of [B, C, H, W], in float32 -> [B, 2C]."""
+    std, mean = torch.std_mean(x.float(), dim=(2, 3), correction=0)
+    return torch.cat([mean, std], dim=1)
+
+
+# -------------------------------------------------------------------------------- CLIP
+
+
+class ClipExtractor(FeatureExtractor):
+    """open_clip image tower: the L2-normalised image embedding (the text tower is dropped)."""
+
+    def __init__(self, config: BackboneConfig, param_key: str) -> None:
+        super().__init__(config)
+        import open_clip
+
+        arch = config.arch
+        model_cfg = open_clip.get_model_config(arch)
+        hf_text = model_cfg.get("text_cfg", {}).get("hf_model_name")
+        if hf_text:
+            ensure_hf_text_config(hf_text, param_key=param_key, timeout_s=config.hub_timeout_s)
+        default_size = model_cfg["vision_cfg"].get("image_size", 224)
+        kwargs: dict[str, Any] = {
+            "pretrained_image": False,  # never fetch timm/HF tower weights behind our back
+            "pretrained_text": False,
+        }
+        if _as_pair(default_size) != (config.image_size, config.image_size):
+            # Pretrained position embeddings are interpolated to the new grid by open_clip.
+            kwargs["force_image_size"] = config.image_size
+
+        kind, source = _weights_kind(config, param_key)
+        if kind == "tag":
+            resolved = fetch_open_clip_checkpoint(
+                arch, source, param_key=param_key, timeout_s=config.hub_timeout_s
+            )
+            # open_clip 3 only warns when a tag trained with QuickGELU (all OpenAI
+            # weights) meets a GELU config; the features would be silently off.
+            kwargs["force_quick_gelu"] = resolved.quick_gelu
+            kwargs["force_preprocess_cfg"] = {"mean": resolved.mean, "std": resolved.std}
+            kwargs["pretrained"] = resolved.checkpoint
+            self.weights_id = source
+        elif kind == "file":
+            self.weights_id = f"file:{file_sha256(source)}"
+        else:
+            self.weights_id = f"none:seed={config.seed}"
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = open_clip.create_model(arch, **kwargs)
+        if kind == "file":
+            _load_clip_visual(model, source, param_key)
+        visual = model.visual
+        # ViT patch embedding or ModifiedResNet stem; timm towers keep theirs.
+        _pixels_in_float32(getattr(visual, "conv1", None))
+        cfg = getattr(visual, "preprocess_cfg", {})
+        mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
+        std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
+        self.visual = visual
+        self._set_normalisation(mean, std)
+        self.feature_dim = int(model_cfg["embed_dim"])
+        self.requires_grad_(False)
+        self.eval()
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        size = tuple(images.shape[-2:])
+        if size != (self.config.image_size, self.config.image_size):
+            raise ValueError(
+                f"CLIP expects {self.config.image_size}x{self.config.image_size} images "
+                f"(its position embeddings are fixed), got {size[0]}x{size[1]}; use preprocess()"
+            )
+        embedding = self.visual(self._normalise(images))
+        if isinstance(embedding, tuple):  # towers configured to also return tokens
+            embedding = embedding[0]
+        return F.normalize(embedding.float(), dim=-1, eps=1e-6)
+
+
+def _as_pair(size: Any) -> tuple[int, int]:
+    return (
+        (int(size[0]), int(size[1])) if isinstance(size, list | tuple) else (int(size), int(size))
+    )
+
+
+def _load_clip_visual(model: nn.Module, path: Any, param_key: str) -> None:
+    """Load a CLIP checkpoint (full model or image tower only) strictly into the image tower."""
+    from open_clip.model import resize_pos_embed
+
+    state_dict = load_state_dict_file(path, param_key)
+    if not any(k.startswith("visual.") for k in state_dict):
+        state_dict = {f"visual.{k}": v for k, v in state_dict.items()}
+    resize_pos_embed(state_dict, model)  # a checkpoint trained at another image size
+    visual_sd = {
+        k.removeprefix("visual."): v for k, v in state_dict.items() if k.startswith("visual.")
+    }
+    load_strict(model.visual, visual_sd, path, param_key)
+
+
+# ---------------------------------------------------------------------------- spectral
+
+
+class SpectralExtractor(FeatureExtractor):
+    """Weight-free frequency, JPEG-grid and noise-residual features (:mod:`.spectral`)."""
+
+    feature_version: ClassVar[int] = spectral.FEATURE_VERSION
+
+    def __init__(self, config: BackboneConfig, param_key: str) -> None:
+        super().__init__(config)
+        if config.resize is not None:
+            logger.warning(
+                "%s.resize=%s: resampling erases the pixel-level traces spectral features read; "
+                "null (crop only) is recommended",
+                param_key,
+                config.resize,
+            )
+        self.weights_id = "none"
+        self.feature_dim = spectral.FEATURE_DIM
+        self.eval()
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return spectral.spectral_features(images)
+
+
+# ------------------------------------------------------------------------------- build
+
+_EXTRACTORS: dict[str, type[FeatureExtractor]] = {
+    "resnet": ResNetExtractor,
+    "clip": ClipExtractor,
+    "spectral": SpectralExtractor,
+}
+
+
+def build_extractor(
+    config: BackboneConfig | Mapping[str, Any],
+    *,
+    param_key: str = "feature_extraction.backbones.<kind>",
+) -> FeatureExtractor:
+    """Build the feature extractor a config describes.
+
+    Args:
+        config: A :class:`BackboneConfig` or its parameters as a mapping.
+        param_key: Where the parameters live, for error messages; ``<kind>`` is replaced by
+            the backbone kind.
+
+    Returns:
+        The extractor, in eval mode on the CPU.
+
+    Raises:
+        ValueError: Invalid parameters, unknown arch or tag, or a weights file that does
+            not match the architecture.
+        FileNotFoundError: The weights file does not exist.
+        WeightsUnavailableError: Hub weights are not cached and cannot be downloaded.
+    """
+    if not isinstance(config, BackboneConfig):
+        kind = config.get("kind", "<kind>") if isinstance(config, Mapping) else "<kind>"
+        key = param_key.replace("<kind>", str(kind))
+        try:
+            config = BackboneConfig.model_validate(dict(config))
+        except pydantic.ValidationError as err:
+            raise ValueError(f"{key}: invalid backbone parameters: {_short_errors(err)}") from err
+    key = param_key.replace("<kind>", config.kind)
+    extractor = _EXTRACTORS[config.kind](config, key)
+    logger.info(
+        "%s: %s %s, weights %s, %d features",
+        key,
+        config.kind,
+        config.arch,
+        extractor.weights_id,
+        extractor.feature_dim,
+    )
+    return extractor
+
+
+def _short_errors(err: pydantic.ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = re.sub(r"^Value error, ", "", e["msg"])
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)

@@ -1,0 +1,76 @@
+"""Nodes of feature_extraction: adapters over :mod:`deepfake_kedro.models` and
+:mod:`deepfake_kedro.features`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot, update_cache
+from deepfake_kedro.io import ImageStore
+from deepfake_kedro.models import BackboneConfig, build_extractor
+
+logger = logging.getLogger(__name__)
+
+
+def extract_features(
+    split_manifest: pd.DataFrame,
+    raw_images: ImageStore,
+    feature_cache: FeatureCacheRoot,
+    backbone: BackboneConfig,
+    runtime: ExtractionConfig,
+    branches: list[str],
+) -> dict[str, Any]:
+    """Bring the branch's feature cache up to date with the manifest (new/changed images only).
+
+    Args:
+        split_manifest: Manifest with ``image_path`` and ``content_hash``.
+        raw_images: Store the image paths are relative to.
+        feature_cache: Root of this branch's cache.
+        backbone: This branch's backbone (architecture, weights, preprocessing).
+        runtime: Batch size, workers, device, precision, sharding.
+        branches: Enabled branches; a branch not listed is skipped.
+
+    Returns:
+        The extraction report (counts, throughput, device, precision, cache identity).
+    """
+    if backbone.kind not in branches:
+        logger.info("Branch %s is not in feature_extraction.branches: skipped", backbone.kind)
+        return {"kind": backbone.kind, "skipped": True}
+    extractor = build_extractor(backbone, param_key=f"feature_extraction.backbones.{backbone.kind}")
+    cache = feature_cache.open(extractor.identity())
+    return update_cache(split_manifest, raw_images, extractor, cache, runtime)
+
+
+def collect_features(
+    split_manifest: pd.DataFrame, feature_cache: FeatureCacheRoot, extraction_report: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Gather the manifest's features from the cache (after all extraction shards ran).
+
+    Args:
+        split_manifest: Manifest with ``content_hash``.
+        feature_cache: Root of this branch's cache.
+        extraction_report: Report of the extraction, holding the cache identity.
+
+    Returns:
+        ``content_hash`` (unique hashes of the manifest), ``features`` (float32, one row per
+        hash) and ``identity`` (JSON of the backbone identity); empty for a skipped branch.
+    """
+    if extraction_report.get("skipped"):
+        return {
+            "content_hash": np.array([], dtype=str),
+            "features": np.zeros((0, 0), dtype=np.float32),
+            "identity": np.array(json.dumps({"kind": extraction_report["kind"], "skipped": True})),
+        }
+    identity = extraction_report["identity"]
+    hashes = pd.unique(split_manifest["content_hash"].astype(str))
+    features = feature_cache.open(identity).load(list(hashes))
+    return {
+        "content_hash": np.asarray(hashes, dtype=str),
+        "features": features.astype(np.float32, copy=False),
+        "identity": np.array(json.dumps(identity, sort_keys=True)),
+    }

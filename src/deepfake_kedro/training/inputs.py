@@ -1,0 +1,80 @@
+"""Line up per-branch feature tables with the manifest's rows of one split."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+LABEL_VALUES = {"real": 0, "fake": 1}
+
+
+def branch_identity(table: Mapping[str, np.ndarray]) -> dict:
+    """The backbone identity stored with a branch's feature table."""
+    return json.loads(str(table["identity"]))
+
+
+def features_for_rows(
+    rows: pd.DataFrame, tables: Mapping[str, Mapping[str, np.ndarray]], branches: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Feature matrix of each branch, in the order of ``rows`` (joined on ``content_hash``).
+
+    Args:
+        rows: Manifest rows with ``content_hash``.
+        tables: Per branch, ``{"content_hash": [n], "features": [n, d], "identity": json}``.
+        branches: Branches to take.
+
+    Raises:
+        ValueError: naming the branch and the fix when a branch is missing, was skipped at
+            extraction, or lacks features for some rows.
+    """
+    out = {}
+    hashes = rows["content_hash"].astype(str).to_numpy()
+    for name in branches:
+        if name not in tables:
+            raise ValueError(
+                f"branch {name!r} is in ensemble_training.branches but has no features; known "
+                f"branches: {', '.join(sorted(tables))}"
+            )
+        table = tables[name]
+        if branch_identity(table).get("skipped"):
+            raise ValueError(
+                f"branch {name!r} was skipped by feature_extraction (not in "
+                "feature_extraction.branches): enable it there or remove it from "
+                "ensemble_training.branches"
+            )
+        index = pd.Index(table["content_hash"].astype(str))
+        positions = index.get_indexer(hashes)
+        if (positions < 0).any():
+            missing = hashes[positions < 0]
+            raise ValueError(
+                f"branch {name!r}: {len(missing)} images have no features (e.g. {missing[0]}); "
+                "re-run feature_extraction for this manifest"
+            )
+        out[name] = np.asarray(table["features"], dtype=np.float32)[positions]
+    return out
+
+
+def split_arrays(
+    manifest: pd.DataFrame,
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    branches: Sequence[str],
+    split: str,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Features and 0/1 labels (1 = fake) of one split.
+
+    Raises:
+        ValueError: if the split is empty (names the split and the split fractions to fix).
+    """
+    rows = manifest[manifest["split"] == split]
+    if rows.empty:
+        raise ValueError(
+            f"the {split!r} split is empty: check data_ingestion.split fractions and the manifest"
+        )
+    labels = rows["label"].map(LABEL_VALUES)
+    if labels.isna().any():
+        bad = sorted(rows.loc[labels.isna(), "label"].astype(str).unique())
+        raise ValueError(f"labels {bad} in the {split!r} split are not real/fake")
+    return features_for_rows(rows, tables, branches), labels.to_numpy(dtype=np.int64)
