@@ -151,8 +151,8 @@ def _train(
     torch.manual_seed(config.seed)
     x_train = _to_device(train, config.branches, device)
     x_val = _to_device(val, config.branches, device)
-    t_train = torch.as_tensor(np.asarray(y_train), dtype=torch.float32, device=device)
-    t_val = torch.as_tensor(np.asarray(y_val), dtype=torch.float32, device=device)
+    t_train = torch.tensor(np.asarray(y_train), dtype=torch.float32, device=device)
+    t_val = torch.tensor(np.asarray(y_val), dtype=torch.float32, device=device)
 
     model = FusionHead(branch_dims, config.fusion).to(device)
     optimizer = _make_optimizer(model, config)
@@ -342,7 +342,7 @@ def predict_proba(
     device = next(model.parameters()).device
     model.eval()
     x = {
-        b: torch.as_tensor(np.asarray(features[b]), dtype=torch.float32) for b in model.branch_names
+        b: torch.tensor(np.asarray(features[b]), dtype=torch.float32) for b in model.branch_names
     }
     out = [
         torch.sigmoid(model({b: v[i : i + batch_size].to(device) for b, v in x.items()})).cpu()
@@ -541,7 +541,7 @@ def _to_device(
     features: Mapping[str, np.ndarray], branches: list[str], device: torch.device
 ) -> dict[str, Tensor]:
     return {
-        b: torch.as_tensor(np.asarray(features[b]), dtype=torch.float32, device=device)
+        b: torch.tensor(np.asarray(features[b]), dtype=torch.float32, device=device)
         for b in branches
     }
 

@@ -1,0 +1,62 @@
+import mlflow
+import numpy as np
+import pytest
+import torch
+from kedro.io import DatasetError
+
+from deepfake_kedro.datasets import (
+    CheckpointStoreDataset,
+    MlflowTagsDataset,
+    NpzDataset,
+    TorchCheckpointDataset,
+)
+
+
+def test_checkpoint_round_trip_is_weights_only(tmp_path):
+    dataset = TorchCheckpointDataset(filepath=str(tmp_path / "models" / "head.pt"))
+    assert not dataset.exists()
+    checkpoint = {"state": {"w": torch.arange(3.0)}, "config": {"lr": 0.1}, "epoch": 4}
+    dataset.save(checkpoint)
+    loaded = dataset.load()
+    assert torch.equal(loaded["state"]["w"], torch.arange(3.0)) and loaded["epoch"] == 4
+    assert not list((tmp_path / "models").glob("*.tmp"))
+
+
+def test_missing_checkpoint_says_which_pipeline_to_run(tmp_path):
+    with pytest.raises(DatasetError, match="run the ensemble_training pipeline"):
+        TorchCheckpointDataset(filepath=str(tmp_path / "none.pt")).load()
+
+
+def test_checkpoint_refuses_arbitrary_objects_on_load(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"fn": print}, path)  # a pickled callable: not allowed with weights_only
+    with pytest.raises(DatasetError):
+        TorchCheckpointDataset(filepath=str(path)).load()
+
+
+def test_checkpoint_store_handle_saves_and_resumes(tmp_path):
+    store = CheckpointStoreDataset(filepath=str(tmp_path / "state.pt")).load()
+    assert store.load() is None
+    store.save({"epoch": 2})
+    assert store.load() == {"epoch": 2}
+    with pytest.raises(DatasetError, match="handle"):
+        CheckpointStoreDataset(filepath=str(tmp_path / "state.pt")).save({"epoch": 3})
+
+
+def test_npz_round_trip_without_pickle(tmp_path):
+    dataset = NpzDataset(filepath=str(tmp_path / "f" / "x.npz"))
+    data = {"content_hash": np.array(["a", "b"]), "features": np.ones((2, 3), np.float32)}
+    dataset.save(data)
+    loaded = dataset.load()
+    assert loaded["content_hash"].tolist() == ["a", "b"]
+    assert loaded["features"].dtype == np.float32 and loaded["features"].shape == (2, 3)
+
+
+def test_mlflow_tags_go_to_the_active_run(mlflow_tracking):
+    dataset = MlflowTagsDataset()
+    dataset.save({"ignored": "no run"})  # no active run: a logged no-op, no new run
+    assert mlflow.search_runs(search_all_experiments=True).empty
+    with mlflow.start_run() as run:
+        dataset.save({"backbones": "resnet=resnet50", "best_val_auc": 0.9})
+        assert dataset.load()["backbones"] == "resnet=resnet50"
+    assert mlflow.get_run(run.info.run_id).data.tags["best_val_auc"] == "0.9"

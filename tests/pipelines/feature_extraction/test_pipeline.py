@@ -1,0 +1,82 @@
+"""feature_extraction on tiny demo data: namespaced branches, cache reuse, skipped branches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from deepfake_kedro.datasets import FeatureCacheDataset
+from deepfake_kedro.features import ExtractionConfig
+from deepfake_kedro.io import ImageStore
+from deepfake_kedro.models import BackboneConfig
+from deepfake_kedro.pipelines.feature_extraction import create_pipeline
+
+BACKBONES = {
+    "resnet": BackboneConfig(kind="resnet", arch="resnet18", image_size=64),
+    "clip": BackboneConfig(kind="clip", arch="ViT-B-32", image_size=64),
+    "spectral": BackboneConfig(kind="spectral", image_size=64),
+}
+
+
+class KeptDataset(MemoryDataset):
+    def _release(self) -> None:
+        pass
+
+
+def run(split_manifest, images_root, cache_root, branches=("resnet", "clip", "spectral")) -> dict:
+    pipeline = create_pipeline()
+    catalog = DataCatalog(
+        {
+            "split_manifest": MemoryDataset(split_manifest),
+            "raw_images": MemoryDataset(ImageStore(str(images_root)), copy_mode="assign"),
+            "params:feature_extraction.runtime": MemoryDataset(
+                ExtractionConfig(batch_size=16, num_workers=0, progress=False)
+            ),
+            "params:feature_extraction.branches": MemoryDataset(list(branches)),
+        }
+        | {
+            f"params:feature_extraction.backbones.{b}": MemoryDataset(c)
+            for b, c in BACKBONES.items()
+        }
+        | {f"{b}.feature_cache": FeatureCacheDataset(path=str(cache_root / b)) for b in BACKBONES}
+        | {name: KeptDataset(copy_mode="assign") for name in pipeline.all_outputs()}
+    )
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.all_outputs()}
+
+
+@pytest.fixture(scope="module")
+def first_run(split_manifest, tiny_demo_dir, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return cache, run(split_manifest, tiny_demo_dir, cache)
+
+
+def test_every_branch_extracts_and_collects(first_run, split_manifest):
+    _, out = first_run
+    n = split_manifest["content_hash"].nunique()
+    for branch in BACKBONES:
+        report = out[f"{branch}.extraction_report"]
+        assert report["n_extracted"] == n and report["precision"] in ("bf16", "fp32")
+        table = out[f"{branch}.model_input_features"]
+        assert table["features"].shape[0] == n and np.isfinite(table["features"]).all()
+        assert set(table["content_hash"]) == set(split_manifest["content_hash"])
+
+
+def test_second_run_reads_everything_from_the_cache(first_run, split_manifest, tiny_demo_dir):
+    cache, out = first_run
+    again = run(split_manifest, tiny_demo_dir, cache)
+    for branch in BACKBONES:
+        assert again[f"{branch}.extraction_report"]["n_extracted"] == 0
+        np.testing.assert_array_equal(
+            again[f"{branch}.model_input_features"]["features"],
+            out[f"{branch}.model_input_features"]["features"],
+        )
+
+
+def test_branch_not_listed_is_skipped(split_manifest, tiny_demo_dir, tmp_path):
+    out = run(split_manifest, tiny_demo_dir, tmp_path, branches=("spectral",))
+    assert out["resnet.extraction_report"] == {"kind": "resnet", "skipped": True}
+    assert out["resnet.model_input_features"]["features"].shape == (0, 0)
+    assert not (tmp_path / "resnet").exists()
