@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 export KEDRO_DISABLE_TELEMETRY := 1
 export KEDRO_LOGGING_CONFIG := conf/logging.yml
 
-.PHONY: help install demo-data run test lint lock clean-data
+.PHONY: help install demo-data run test lint bench lock clean-data
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test: install  ## Run the test suite
 
 lint: install  ## ruff check
 	$(BIN)/ruff check src tests
+
+bench: install  ## Run the benchmarks (prints ratios measured in the same run)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lock:  ## Re-resolve the lock file from pyproject.toml (needs a fresh venv)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

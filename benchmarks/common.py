@@ -106,9 +106,7 @@ def demo_dataset(config: DemoConfig) -> pd.DataFrame:
     """
     text = config.model_dump_json()
     key = hashlib.sha256(text.encode()).hexdigest()[:10]
-    folder = DATA / (
-        f"demo-n{config.n_images}-px{config.image_size}-seed{config.seed}-{key}"
-    )
+    folder = DATA / (f"demo-n{config.n_images}-px{config.image_size}-seed{config.seed}-{key}")
     manifest_path = folder / "manifest.csv"
     if not manifest_path.is_file():
         DATA.mkdir(parents=True, exist_ok=True)
@@ -263,15 +261,19 @@ class Table:
     title: str
     headers: list[str]
     rows: list[list[str]]
+    left_columns: int = 1
+    """Columns aligned left (labels); the others are numbers, aligned right."""
 
     def render(self) -> str:
         cells = [self.headers, *self.rows]
         widths = [max(len(str(row[i])) for row in cells) for i in range(len(self.headers))]
 
         def line(row: list[str]) -> str:
-            first, *rest = (str(c) for c in row)
-            parts = [first.ljust(widths[0])] + [c.rjust(w) for c, w in zip(rest, widths[1:])]
-            return "  " + "  ".join(parts)
+            parts = [
+                str(c).ljust(w) if i < self.left_columns else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            return "  " + "  ".join(parts).rstrip()
 
         rule = "  " + "  ".join("-" * w for w in widths)
         return "\n".join([f"  {self.title}", line(self.headers), rule, *map(line, self.rows)])
@@ -295,7 +297,10 @@ class Result:
         for table in self.tables:
             out += ["", table.render()]
         out += [""] + [f"  note: {n}" for n in self.notes]
-        out += [f"  target: {self.target}", f"  {'PASS' if self.passed else 'MISS'}: {self.verdict}"]
+        out += [
+            f"  target: {self.target}",
+            f"  {'PASS' if self.passed else 'MISS'}: {self.verdict}",
+        ]
         return "\n".join(out)
 
     def to_json(self, machine: dict[str, Any], quick: bool, seconds: float) -> dict[str, Any]:

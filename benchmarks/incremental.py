@@ -163,4 +163,3 @@ def run(quick: bool) -> Result:
             "branches": per_branch,
         },
     )
-

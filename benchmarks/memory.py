@@ -28,7 +28,7 @@ from benchmarks.memory_child import RESULT_PREFIX
 TARGET = 0.10
 IMAGE_SIZE = 64
 SIZES = (500, 5000)
-QUICK_SIZES = (100, 1000)
+QUICK_SIZES = (100, 500)
 
 
 def _measure(manifest_path: str, image_size: int) -> dict:

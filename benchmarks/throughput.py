@@ -12,9 +12,14 @@ with ``compile: true``. Every path gets a freshly built extractor (same seed, sa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
+import statistics
+import tempfile
 import time
+from collections.abc import Iterator
 
 import pandas as pd
 import torch
@@ -67,6 +72,12 @@ class Timing:
         return self.n / self.seconds
 
     @property
+    def batch_seconds(self) -> list[float]:
+        """Duration of each batch (the first from the start of the pass)."""
+        ends = [self.start, *self.stamps]
+        return [b - a for a, b in zip(ends, ends[1:], strict=False)]
+
+    @property
     def warmup(self) -> int:
         """Batches left out of the steady state: 2, or 1 when there are only 2 batches."""
         return min(WARMUP_BATCHES, len(self.stamps) - 1)
@@ -81,7 +92,8 @@ class Timing:
         return sum(self.sizes[k:]) / (self.stamps[-1] - self.stamps[k - 1])
 
 
-def _naive(extractor: torch.nn.Module, paths: list[str]) -> Timing:
+def _naive(extractor: torch.nn.Module, paths: list[str], device: torch.device) -> Timing:
+    extractor.to(device)
     preprocess = extractor.preprocess
     stamps, sizes = [], []
     start = time.perf_counter()
@@ -91,8 +103,8 @@ def _naive(extractor: torch.nn.Module, paths: list[str]) -> Timing:
             for path in paths[i : i + NAIVE_BATCH]:
                 with Image.open(path) as image:
                     images.append(preprocess(image))
-            features = extractor(torch.stack(images))
-            features.numpy()
+            features = extractor(torch.stack(images).to(device))
+            features.cpu().numpy()
             stamps.append(time.perf_counter())
             sizes.append(len(images))
     return Timing(start, stamps, sizes)
@@ -101,11 +113,35 @@ def _naive(extractor: torch.nn.Module, paths: list[str]) -> Timing:
 def _pipeline(extractor: torch.nn.Module, rows: pd.DataFrame, compile_model: bool) -> Timing:
     config = runtime_config(compile=compile_model)
     stamps, sizes = [], []
-    start = time.perf_counter()
-    for hashes, _features in iter_features(rows, image_store(), extractor, config):
-        stamps.append(time.perf_counter())
-        sizes.append(len(hashes))
+    with _cold_inductor_cache() if compile_model else contextlib.nullcontext():
+        start = time.perf_counter()
+        for hashes, _features in iter_features(rows, image_store(), extractor, config):
+            stamps.append(time.perf_counter())
+            sizes.append(len(hashes))
     return Timing(start, stamps, sizes)
+
+
+@contextlib.contextmanager
+def _cold_inductor_cache() -> Iterator[None]:
+    """An empty inductor cache: the compile time of a first run, not of a rerun on this machine."""
+    with tempfile.TemporaryDirectory(prefix="bench-inductor-") as tmp:
+        try:  # also clears inductor's in-memory caches; private, so fall back to the variable
+            from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
+        except ImportError:
+            temporary_cache_dir = None
+        if temporary_cache_dir is not None:
+            with temporary_cache_dir(tmp):
+                yield
+            return
+        previous = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            else:
+                os.environ["TORCHINDUCTOR_CACHE_DIR"] = previous
 
 
 def _flops_per_image(config: BackboneConfig) -> float:
@@ -125,16 +161,23 @@ def _flops_per_image(config: BackboneConfig) -> float:
     return counter.get_total_flops() / 2
 
 
-def _matmul_gflops(dtype: torch.dtype) -> float:
+def _matmul_gflops(dtype: torch.dtype, device: torch.device) -> float:
     """Throughput of an N x N matmul (best of ``MATMUL_REPS`` after warm-up), in GFLOP/s."""
-    a = torch.randn(MATMUL_N, MATMUL_N).to(dtype)
-    b = torch.randn(MATMUL_N, MATMUL_N).to(dtype)
+    a = torch.randn(MATMUL_N, MATMUL_N).to(device, dtype)
+    b = torch.randn(MATMUL_N, MATMUL_N).to(device, dtype)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for _ in range(MATMUL_WARMUP):
         torch.matmul(a, b)
+    sync()
     best = math.inf
     for _ in range(MATMUL_REPS):
         start = time.perf_counter()
         torch.matmul(a, b)
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * MATMUL_N**3 / best / 1e9
 
@@ -150,8 +193,8 @@ def run(quick: bool) -> Result:
     dtype = resolve_precision(runtime.precision, device)
     notes: list[str] = []
 
-    ceiling_bf16 = _matmul_gflops(torch.bfloat16)
-    ceiling_fp32 = _matmul_gflops(torch.float32)
+    ceiling_bf16 = _matmul_gflops(torch.bfloat16, device)
+    ceiling_fp32 = _matmul_gflops(torch.float32, device)
 
     # Throughput does not depend on weight values: random init, no download.
     configs = {b: pipeline_backbone(b, weights="none") for b in NETWORKS}
@@ -159,7 +202,7 @@ def run(quick: bool) -> Result:
     timings: dict[str, dict[str, Timing]] = {b: {} for b in NETWORKS}
     compile_fell_back: dict[str, bool] = {}
     for branch, config in configs.items():
-        timings[branch]["naive"] = _naive(build_extractor(config), paths)
+        timings[branch]["naive"] = _naive(build_extractor(config), paths, device)
         timings[branch]["eager"] = _pipeline(build_extractor(config), rows, compile_model=False)
         with captured_warnings("deepfake_kedro.features") as warnings:
             timings[branch]["compiled"] = _pipeline(
@@ -197,6 +240,7 @@ def run(quick: bool) -> Result:
                     f"{branch} {arch}",
                     label[path],
                     fmt(t.seconds),
+                    fmt(t.batch_seconds[0]),
                     fmt(t.rate, 2),
                     fmt(t.steady_rate, 2),
                     fmt(t.rate / naive.rate, 2) + "x",
@@ -209,6 +253,10 @@ def run(quick: bool) -> Result:
                 "img_per_s": round(t.rate, 3),
                 "steady_img_per_s": round(t.steady_rate, 3),
                 "speedup_vs_naive": round(t.rate / naive.rate, 3),
+                "batch_s": [round(x, 3) for x in t.batch_seconds],
+                "first_batch_minus_median_s": round(
+                    t.batch_seconds[0] - statistics.median(t.batch_seconds[1:] or [0.0]), 2
+                ),
                 "gflop_per_s_steady": round(gflops, 1),
                 "fraction_of_bf16_matmul": round(gflops / ceiling_bf16, 3),
             }
@@ -217,6 +265,7 @@ def run(quick: bool) -> Result:
             "spectral v1",
             label["eager"],
             fmt(spectral.seconds),
+            fmt(spectral.batch_seconds[0]),
             fmt(spectral.rate, 2),
             fmt(spectral.steady_rate, 2),
             "-",
@@ -228,6 +277,7 @@ def run(quick: bool) -> Result:
         "seconds": round(spectral.seconds, 2),
         "img_per_s": round(spectral.rate, 3),
         "steady_img_per_s": round(spectral.steady_rate, 3),
+        "batch_s": [round(x, 3) for x in spectral.batch_seconds],
     }
     # The most a path at the bf16 ceiling could gain over the naive loop's measured GFLOP/s.
     bound = both("naive", steady=True) / sum(
@@ -239,7 +289,11 @@ def run(quick: bool) -> Result:
         [
             ["naive fp32 loop", fmt(both("naive")), "1.00x"],
             [label["eager"], fmt(both("eager")), fmt(ratio_eager, 2) + "x"],
-            [label["compiled"] + ", end to end", fmt(both("compiled")), fmt(ratio_compiled_e2e, 2) + "x"],
+            [
+                label["compiled"] + ", end to end",
+                fmt(both("compiled")),
+                fmt(ratio_compiled_e2e, 2) + "x",
+            ],
             [
                 label["compiled"] + ", steady state",
                 fmt(both("compiled", steady=True)),
@@ -253,7 +307,10 @@ def run(quick: bool) -> Result:
         ["what", "value"],
         [
             *[
-                [f"{b} {configs[b].arch} @ {configs[b].image_size} px", f"{flops[b] / 1e9:.2f} GFLOP"]
+                [
+                    f"{b} {configs[b].arch} @ {configs[b].image_size} px",
+                    f"{flops[b] / 1e9:.2f} GFLOP",
+                ]
                 for b in NETWORKS
             ],
             [f"bf16 matmul {MATMUL_N}x{MATMUL_N} (ceiling)", f"{ceiling_bf16:.0f} GFLOP/s"],
@@ -267,6 +324,7 @@ def run(quick: bool) -> Result:
             "backbone",
             "path",
             "seconds",
+            "1st batch s",
             "img/s",
             "steady img/s",
             "vs naive",
@@ -276,7 +334,8 @@ def run(quick: bool) -> Result:
         table_rows,
     )
     notes += [
-        "img/s is end to end: first batch, DataLoader start and (compiled) compilation included; "
+        "img/s is end to end: first batch, DataLoader start and (compiled) compilation included "
+        "(compiled from an empty inductor cache, as on a fresh machine; '1st batch s' holds it); "
         f"steady img/s leaves out the first {WARMUP_BATCHES} batches "
         "(1 when there are only 2) and times from the end of the last of them to the end "
         "of the last batch. GFLOP/s use the steady rate.",

@@ -31,6 +31,10 @@ feature_extraction:
     spectral: {image_size: 64}
   runtime: {batch_size: 16, num_workers: 0, progress: false}
 ensemble_training: {epochs: 6, patience: 3, batch_size: 16}
+validation:
+  bootstrap_samples: 200
+  min_group_size: 3
+  robustness: {max_images: 6}
 """
 pytestmark = pytest.mark.slow
 
@@ -150,6 +154,19 @@ def test_default_pipeline_trains_and_tracks_the_ensemble(project):
                  for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"model/fusion_checkpoint.pt", "training/training_curves.png",
             "feature_extraction/resnet.json"} <= artifacts
+
+    # Validation ran in the same run: verdict, report and metrics next to the training's.
+    verdict = json.loads((project / "data/08_reporting/validation_verdict.json").read_text())
+    assert isinstance(verdict["passed"], bool) and verdict["checks"]
+    html = (project / "data/08_reporting/validation_report.html").read_text()
+    assert "data:image/png;base64," in html and ("PASSED" in html or "FAILED" in html)
+    assert run.data.metrics["validation.gate_passed"] == float(verdict["passed"])
+    assert "validation.test_auc" in run.data.metrics
+    validation_artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
+    assert {"validation/validation_report.html", "validation/validation_verdict.json"} <= validation_artifacts
+    results = json.loads((project / "data/08_reporting/validation_results.json").read_text())
+    assert results["lineage"]["training_run_id"] == run.info.run_id
+    assert len(results["robustness"]["table"]) == 19  # 6 perturbations at their severities
 
     # A second run extracts nothing: every image is in the feature cache.
     kedro(project, "run", "--pipelines", "feature_extraction")

@@ -66,6 +66,16 @@ class MlflowLineageHooks:
             mlflow.log_params({k: v for k, v in flat.items() if k not in logged})
 
     @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        """Stamp the checkpoint with the MLflow run that trained it (lineage for validation)."""
+        if dataset_name != "fusion_checkpoint" or not isinstance(data, dict):
+            return
+        import mlflow
+
+        run = mlflow.active_run()
+        data["mlflow_run_id"] = run.info.run_id if run is not None else None
+
+    @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
         if dataset_name != "dataset_fingerprint":
             return

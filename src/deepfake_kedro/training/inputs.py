@@ -16,6 +16,11 @@ def branch_identity(table: Mapping[str, np.ndarray]) -> dict:
     return json.loads(str(table["identity"]))
 
 
+def branch_config(table: Mapping[str, np.ndarray]) -> dict:
+    """The backbone config stored with a branch's feature table (rebuilds the extractor)."""
+    return json.loads(str(table["backbone"]))
+
+
 def features_for_rows(
     rows: pd.DataFrame, tables: Mapping[str, Mapping[str, np.ndarray]], branches: Sequence[str]
 ) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ PARAMS = {"min_group_size": 2, "num_workers": 2}
 
 
 class KeptDataset(MemoryDataset):
-    """A MemoryDataset the runner cannot release, so tests can read intermediate outputs."""
+    """Not released by the runner, so the test can read intermediate outputs."""
 
     def _release(self) -> None:
         pass

@@ -34,6 +34,7 @@ def branch_table(manifest, dim: int, signal: float, seed: int, skipped: bool = F
         "identity": np.array(
             json.dumps({"kind": "x", "arch": f"a{dim}", "weights": "none:seed=0"})
         ),
+        "backbone": np.array(json.dumps({"kind": "spectral", "image_size": 64})),
     }
 
 

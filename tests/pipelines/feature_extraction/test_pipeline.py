@@ -21,6 +21,8 @@ BACKBONES = {
 
 
 class KeptDataset(MemoryDataset):
+    """Not released by the runner, so the test can read intermediate outputs."""
+
     def _release(self) -> None:
         pass
 

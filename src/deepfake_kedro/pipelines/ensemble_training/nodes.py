@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from deepfake_kedro.datasets.torch_checkpoint import CheckpointStore
 from deepfake_kedro.training import TrainingConfig, plot_training_curves, train_fusion
-from deepfake_kedro.training.inputs import branch_identity, split_arrays
+from deepfake_kedro.training.inputs import branch_config, branch_identity, split_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def train_ensemble(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz 
         resnet_features: ResNet branch features. clip_features, spectral_features: likewise.
 
     Returns:
-        The checkpoint (best weights, optimizer, config, backbones, lineage), the metric
+        The checkpoint (best weights, optimizer, config, backbone identities and configs,
+        lineage), the metric
         history for MLflow, the training-curve figure and the run tags.
     """
     tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
@@ -53,6 +54,7 @@ def train_ensemble(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz 
     checkpoint = {
         **result.checkpoint,
         "backbones": backbones,
+        "backbone_configs": {name: branch_config(tables[name]) for name in params.branches},
         "dataset_fingerprint": dataset_fingerprint["fingerprint"],
     }
     return (

@@ -43,7 +43,9 @@ def extract_features(
         return {"kind": backbone.kind, "skipped": True}
     extractor = build_extractor(backbone, param_key=f"feature_extraction.backbones.{backbone.kind}")
     cache = feature_cache.open(extractor.identity())
-    return update_cache(split_manifest, raw_images, extractor, cache, runtime)
+    report = update_cache(split_manifest, raw_images, extractor, cache, runtime)
+    # The config travels with the features, so the trained model can rebuild its backbones.
+    return {**report, "backbone": backbone.model_dump(mode="json")}
 
 
 def collect_features(
@@ -58,7 +60,8 @@ def collect_features(
 
     Returns:
         ``content_hash`` (unique hashes of the manifest), ``features`` (float32, one row per
-        hash) and ``identity`` (JSON of the backbone identity); empty for a skipped branch.
+        hash), ``identity`` and ``backbone`` (JSON of the backbone identity and config); empty
+        for a skipped branch.
     """
     if extraction_report.get("skipped"):
         return {
@@ -73,4 +76,5 @@ def collect_features(
         "content_hash": np.asarray(hashes, dtype=str),
         "features": features.astype(np.float32, copy=False),
         "identity": np.array(json.dumps(identity, sort_keys=True)),
+        "backbone": np.array(json.dumps(extraction_report["backbone"], sort_keys=True)),
     }

@@ -1,0 +1,77 @@
+"""The whole detector rebuilt from a training checkpoint: images in, fake probabilities out.
+
+It runs the same backbone code (preprocessing included) that produced the training features,
+through the same extraction engine, then the fusion head. Validation scores perturbed
+images with it; the registered model scores new images with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepfake_kedro.features import ExtractionConfig, iter_features
+from deepfake_kedro.features.cache import canonical_json
+from deepfake_kedro.models import build_extractor
+from deepfake_kedro.training import build_model, predict_proba
+
+logger = logging.getLogger(__name__)
+
+
+class Detector:
+    """Backbones and fusion head of one training checkpoint.
+
+    Args:
+        checkpoint: The ``fusion_checkpoint`` written by ``ensemble_training`` (it holds the
+            backbone configs and identities next to the head's weights).
+
+    Raises:
+        ValueError: if the checkpoint predates backbone configs, or a backbone rebuilt from
+            its config does not have the identity the head was trained on (e.g. its weights
+            file changed).
+    """
+
+    def __init__(self, checkpoint: Mapping[str, Any]) -> None:
+        configs = checkpoint.get("backbone_configs")
+        if not configs:
+            raise ValueError(
+                "the checkpoint has no backbone configs: retrain with ensemble_training to get a "
+                "checkpoint that can score images"
+            )
+        self.branches: list[str] = list(checkpoint["config"]["branches"])
+        self.extractors = {}
+        for branch in self.branches:
+            extractor = build_extractor(configs[branch], param_key=f"backbone_configs.{branch}")
+            expected = checkpoint["backbones"][branch]
+            if canonical_json(extractor.identity()) != canonical_json(expected):
+                raise ValueError(
+                    f"backbone {branch!r} rebuilt from the checkpoint differs from the one the "
+                    f"head was trained on (identity {extractor.identity()} != {expected}); "
+                    "its weights file or the library version changed: retrain"
+                )
+            self.extractors[branch] = extractor
+        self.head = build_model(checkpoint)
+
+    def features(
+        self, rows: pd.DataFrame, store: Any, runtime: ExtractionConfig
+    ) -> dict[str, np.ndarray]:
+        """Per-branch features of ``rows`` (``image_path``, ``content_hash``), in row order."""
+        out = {}
+        for branch, extractor in self.extractors.items():
+            chunks = [features for _, features in iter_features(rows, store, extractor, runtime)]
+            out[branch] = np.concatenate(chunks) if chunks else np.zeros((0, extractor.feature_dim), np.float32)
+        return out
+
+    def score(self, rows: pd.DataFrame, store: Any, runtime: ExtractionConfig) -> np.ndarray:
+        """Fake probability of each row's image."""
+        if rows.empty:
+            return np.zeros(0, dtype=np.float64)
+        return predict_proba(self.head, self.features(rows, store, runtime))
+
+    def score_features(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Fake probability from precomputed per-branch features."""
+        return predict_proba(self.head, {b: features[b] for b in self.branches})

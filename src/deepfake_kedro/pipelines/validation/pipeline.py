@@ -1,0 +1,85 @@
+"""Wiring of the validation pipeline. A model reaches the registry only through its verdict."""
+
+import warnings
+
+from kedro.pipeline import Node, Pipeline
+
+from deepfake_kedro.pipelines.feature_extraction.pipeline import BRANCHES
+from deepfake_kedro.pipelines.validation.nodes import (
+    decide_gate,
+    evaluate_fairness,
+    evaluate_performance,
+    evaluate_robustness,
+    report_validation,
+    score_model_inputs,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    with warnings.catch_warnings():
+        # `resnet.model_input_features`, ...: outputs of the namespaced extraction branches.
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        score = Node(
+            score_model_inputs,
+            inputs={
+                "split_manifest": "split_manifest",
+                "fusion_checkpoint": "fusion_checkpoint",
+                **{f"{name}_features": f"{name}.model_input_features" for name in BRANCHES},
+            },
+            outputs="model_scores",
+            name="score_model_inputs_node",
+        )
+    return Pipeline(
+        [
+            score,
+            Node(
+                evaluate_performance,
+                inputs=["model_scores", "params:validation"],
+                outputs="validation_performance",
+                name="evaluate_performance_node",
+            ),
+            Node(
+                evaluate_robustness,
+                inputs=[
+                    "model_scores",
+                    "raw_images",
+                    "fusion_checkpoint",
+                    "params:validation",
+                    "params:feature_extraction.runtime",
+                ],
+                outputs=["perturbed_scores", "validation_robustness"],
+                name="evaluate_robustness_node",
+            ),
+            Node(
+                evaluate_fairness,
+                inputs=["model_scores", "validation_performance", "params:validation"],
+                outputs="validation_fairness",
+                name="evaluate_fairness_node",
+            ),
+            Node(
+                decide_gate,
+                inputs=[
+                    "validation_performance",
+                    "validation_robustness",
+                    "validation_fairness",
+                    "params:validation",
+                ],
+                outputs="validation_verdict",
+                name="decide_gate_node",
+            ),
+            Node(
+                report_validation,
+                inputs=[
+                    "validation_performance",
+                    "validation_robustness",
+                    "validation_fairness",
+                    "validation_verdict",
+                    "fusion_checkpoint",
+                    "dataset_fingerprint",
+                ],
+                outputs=["validation_results", "validation_report", "validation_metrics"],
+                name="report_validation_node",
+            ),
+        ],
+        tags=["training", "validation"],
+    )
