@@ -32,6 +32,10 @@ def mlflow_tracking(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
+    # Artifacts in tmp_path too, not in ./mlruns of the working directory.
+    mlflow.set_experiment(
+        experiment_id=mlflow.create_experiment("tests", artifact_location=(tmp_path / "artifacts").as_uri())
+    )
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()

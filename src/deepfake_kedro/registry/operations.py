@@ -1,0 +1,757 @@
+"""Model-registry operations on MLflow aliases: register, promote, deploy, roll back, clean up.
+
+Aliases, never the deprecated stages:
+
+- ``challenger``: the newest version that passed validation. It stays on that version after
+  an auto-promotion (then one version holds both ``champion`` and ``challenger``), so
+  ``models:/<name>@challenger`` always resolves to the latest validated candidate.
+- ``champion``: the version that serves. It only ever moves with one
+  ``set_registered_model_alias`` call, so it is never absent once set.
+- ``previous-champion``: the champion before the last move; ``rollback`` swaps it with
+  ``champion``, so a second rollback undoes the first.
+
+Version tags written here: ``validation_passed``, ``validation_summary``, ``gate.<metric>``
+(registration), ``champion_from`` / ``champion_until`` / ``champion_via`` (UTC ISO timestamps of
+the latest stint as champion and how it started: ``auto``, ``deploy``, ``rollback``),
+``forced_deploy``, ``rolled_back`` / ``rolled_back_at``.
+
+Atomicity: registration creates the version, waits for ``READY``, tags it, sets
+``challenger`` and only then promotes. An exception anywhere before the final champion move
+leaves ``champion`` as it was; re-running the same registration (same run and model URI)
+reuses the version it created instead of adding another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from deepfake_kedro.registry.config import RegistryConfig
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+ALIAS_ORDER = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+
+TAG_VALIDATION_PASSED = "validation_passed"
+TAG_VALIDATION_SUMMARY = "validation_summary"
+TAG_VALIDATION_FAILED = "validation_failed"
+TAG_FINGERPRINT = "dataset_fingerprint"
+GATE_PREFIX = "gate."
+TAG_CHAMPION_FROM = "champion_from"
+TAG_CHAMPION_UNTIL = "champion_until"
+TAG_CHAMPION_VIA = "champion_via"
+TAG_FORCED_DEPLOY = "forced_deploy"
+TAG_ROLLED_BACK = "rolled_back"
+TAG_ROLLED_BACK_AT = "rolled_back_at"
+
+ARCHIVE_ARTIFACT_DIR = "registry_archive"
+BASE_COLUMNS = ("version", "aliases", "created", "validation_passed")
+TAIL_COLUMNS = (TAG_FINGERPRINT, "run_id")
+
+_MAX_TAG_VALUE = 5000
+# Float noise must not decide a promotion: 0.96 - 0.95 is 0.00999... in binary.
+_TOLERANCE = 1e-12
+
+
+@dataclass
+class RegistrationResult:
+    """What ``register_model`` did.
+
+    Attributes:
+        registered: Whether a model version exists for this run (created or reused).
+        version: That version, or ``None`` when nothing was registered.
+        promoted: Whether the version was made champion by this call.
+        reason: Human-readable explanation of the outcome.
+        champion: The champion version after the call (``None`` if there is none).
+    """
+
+    registered: bool
+    version: str | None
+    promoted: bool
+    reason: str
+    champion: str | None
+
+
+def register_model(
+    client: MlflowClient | None,
+    config: RegistryConfig | Mapping[str, Any],
+    *,
+    model_uri: str,
+    run_id: str | None,
+    verdict: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, Any],
+) -> RegistrationResult:
+    """Register a validated model as a new version, alias it ``challenger``, maybe promote it.
+
+    Args:
+        client: MLflow client; ``None`` creates one on the active tracking URI.
+        config: Registry settings (a ``RegistryConfig`` or its params dict).
+        model_uri: The logged model (``runs:/<run_id>/<name>``, ``models:/<model_id>`` or
+            any URI MLflow can register).
+        run_id: The MLflow run that produced the model (taken from a ``runs:/`` URI if None).
+        verdict: The validation gate's verdict: ``passed`` (bool), ``failed`` (reasons) and
+            optionally ``summary``.
+        metrics: Gate metrics, written as ``gate.<name>`` tags; must include
+            ``config.promotion_metric`` for auto-promotion over an existing champion.
+        tags: Lineage tags for the version (``dataset_fingerprint``, ``git_commit``,
+            ``backbones``, ``weights``, ``validation_report`` ...); values become strings.
+
+    Returns:
+        The outcome. A failed verdict registers nothing and says why (logged at WARNING).
+
+    Raises:
+        ValueError: If ``verdict`` has no boolean ``passed`` or a metric is not a number.
+        TimeoutError: If the version is not ``READY`` within ``config.ready_timeout_s``.
+    """
+    client, config = _client(client), _config(config)
+    name = config.model_name
+    if not _verdict_passed(verdict):
+        failed = [str(reason) for reason in verdict.get("failed") or []]
+        if not failed:
+            failed = [str(verdict.get("summary") or "no failed check was recorded")]
+        reason = f"validation failed, so no version of '{name}' was registered: " + "; ".join(
+            failed
+        )
+        logger.warning(reason)
+        return RegistrationResult(False, None, False, reason, _aliases(client, name).get(CHAMPION))
+
+    version_tags = _version_tags(tags, metrics, verdict)
+    version = _create_or_reuse_version(client, config, model_uri, run_id, version_tags)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    logger.info("Version %s of '%s' registered and aliased '%s'", version, name, CHALLENGER)
+    promoted, reason = promote_if_better(client, config, version)
+    champion = _aliases(client, name).get(CHAMPION)
+    return RegistrationResult(True, version, promoted, reason, champion)
+
+
+def promote_if_better(
+    client: MlflowClient | None, config: RegistryConfig | Mapping[str, Any], version: str
+) -> tuple[bool, str]:
+    """Make ``version`` champion if there is none or it beats the champion by the margin.
+
+    Both versions' ``gate.<promotion_metric>`` tags are compared only when their
+    ``dataset_fingerprint`` tags match (unless ``allow_different_test_data``). A version
+    without ``validation_passed=true`` is never auto-promoted.
+
+    Args:
+        client: MLflow client; ``None`` creates one on the active tracking URI.
+        config: Registry settings.
+        version: The candidate version.
+
+    Returns:
+        ``(promoted, reason)``.
+    """
+    client, config = _client(client), _config(config)
+    name, version = config.model_name, str(version)
+    candidate = _get_version(client, name, version)
+    if candidate.tags.get(TAG_VALIDATION_PASSED) != "true":
+        reason = (
+            f"version {version} is not auto-promoted: its {TAG_VALIDATION_PASSED} tag is "
+            f"{candidate.tags.get(TAG_VALIDATION_PASSED) or 'missing'}, not 'true'"
+        )
+        logger.warning(reason)
+        return False, reason
+    champion_version = _aliases(client, name).get(CHAMPION)
+    if champion_version == version:
+        reason = f"version {version} is already the {CHAMPION} of '{name}'"
+        logger.info(reason)
+        return False, reason
+    if champion_version is None:
+        _move_champion(client, name, version, via="auto")
+        reason = f"version {version} is now {CHAMPION} of '{name}' (there was no champion)"
+        logger.info(reason)
+        return True, reason
+
+    champion = _get_version(client, name, champion_version)
+    better, why, level = _compare(candidate, champion, config)
+    if not better:
+        reason = f"version {version} is not promoted, {CHAMPION} stays {champion_version}: {why}"
+        logger.log(level, reason)
+        return False, reason
+    _move_champion(client, name, version, via="auto")
+    reason = (
+        f"version {version} promoted to {CHAMPION} of '{name}' ({why}); "
+        f"version {champion_version} is now {PREVIOUS_CHAMPION}"
+    )
+    logger.info(reason)
+    return True, reason
+
+
+def deploy(
+    client: MlflowClient | None,
+    config: RegistryConfig | Mapping[str, Any],
+    version: str,
+    *,
+    force: bool = False,
+) -> str:
+    """Move ``champion`` to ``version``; the old champion becomes ``previous-champion``.
+
+    Args:
+        client: MLflow client; ``None`` creates one on the active tracking URI.
+        config: Registry settings.
+        version: Version to serve.
+        force: Deploy even if the version did not pass validation; it is then tagged
+            ``forced_deploy=true``.
+
+    Returns:
+        A one-line description of what changed.
+
+    Raises:
+        ValueError: If the version does not exist, or did not pass validation and ``force``
+            is false.
+    """
+    client, config = _client(client), _config(config)
+    name, version = config.model_name, str(version)
+    target = _get_version(client, name, version)
+    passed = target.tags.get(TAG_VALIDATION_PASSED)
+    if passed != "true":
+        failed = (
+            target.tags.get(TAG_VALIDATION_FAILED)
+            or target.tags.get(TAG_VALIDATION_SUMMARY)
+            or "no failed checks recorded on the version"
+        )
+        if not force:
+            raise ValueError(
+                f"refusing to deploy version {version} of '{name}': it did not pass validation "
+                f"({TAG_VALIDATION_PASSED}={passed or 'missing'}; failed checks: {failed}). "
+                "Deploy a validated version, or pass force=True (CLI: --force) to deploy it "
+                "anyway."
+            )
+        logger.warning(
+            "Force-deploying version %s of '%s', which did not pass validation: %s",
+            version,
+            name,
+            failed,
+        )
+    current = _aliases(client, name).get(CHAMPION)
+    if current == version:
+        message = f"version {version} is already the {CHAMPION} of '{name}'; nothing changed"
+        logger.info(message)
+        return message
+    if passed != "true":
+        # Tagged before the move, so a forced champion is never untagged.
+        client.set_model_version_tag(name, version, TAG_FORCED_DEPLOY, "true")
+    _move_champion(client, name, version, via="deploy")
+    message = f"{CHAMPION} of '{name}' is now version {version}" + (
+        f" (was {current}, now {PREVIOUS_CHAMPION})" if current else ""
+    )
+    if passed != "true":
+        message += " [forced: it did not pass validation]"
+    logger.info(message)
+    return message
+
+
+def rollback(client: MlflowClient | None, config: RegistryConfig | Mapping[str, Any]) -> str:
+    """Swap ``champion`` and ``previous-champion``; a second rollback undoes the first.
+
+    The version rolled back from is tagged ``rolled_back=true`` (cleared if it becomes
+    champion again) and ``rolled_back_at``.
+
+    Args:
+        client: MLflow client; ``None`` creates one on the active tracking URI.
+        config: Registry settings.
+
+    Returns:
+        A one-line description of what changed.
+
+    Raises:
+        ValueError: If there is no champion or no distinct previous champion.
+    """
+    client, config = _client(client), _config(config)
+    name = config.model_name
+    aliases = _aliases(client, name)
+    current, previous = aliases.get(CHAMPION), aliases.get(PREVIOUS_CHAMPION)
+    if previous is None:
+        raise ValueError(
+            f"cannot roll back '{name}': it has no '{PREVIOUS_CHAMPION}' alias. Deploy a "
+            "specific version instead (deploy(client, config, '<version>'), CLI: deploy)."
+        )
+    if current is None:
+        raise ValueError(
+            f"cannot roll back '{name}': it has no '{CHAMPION}' alias to roll back from. "
+            f"Deploy a specific version instead, e.g. version {previous}."
+        )
+    if current == previous:
+        raise ValueError(
+            f"cannot roll back '{name}': '{CHAMPION}' and '{PREVIOUS_CHAMPION}' both point at "
+            f"version {current} (an interrupted promotion?). Deploy a specific version instead."
+        )
+    now = _now()
+    client.set_model_version_tag(name, current, TAG_ROLLED_BACK, "true")
+    client.set_model_version_tag(name, current, TAG_ROLLED_BACK_AT, now)
+    # Champion first: if the second move fails, the rollback itself has still happened.
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
+    _record_stint(client, name, previous, current, via="rollback", now=now)
+    message = (
+        f"rolled back '{name}': {CHAMPION} is now version {previous} "
+        f"(was {current}, now {PREVIOUS_CHAMPION}; roll back again to undo)"
+    )
+    logger.info(message)
+    return message
+
+
+def cleanup(
+    client: MlflowClient | None,
+    config: RegistryConfig | Mapping[str, Any],
+    *,
+    archive_dir: str | None = None,
+    dry_run: bool = False,
+) -> list[str]:
+    """Delete all but the newest ``keep_versions`` versions, keeping every aliased version.
+
+    Each deleted version is first archived as a JSON record (version, tags, aliases, run_id,
+    source, creation time, deleted_at) to ``archive_dir`` if given, else
+    ``config.archive_dir``, else its source run as ``registry_archive/version-<n>.json``.
+
+    Args:
+        client: MLflow client; ``None`` creates one on the active tracking URI.
+        config: Registry settings.
+        archive_dir: Folder for the records; overrides ``config.archive_dir``.
+        dry_run: Only report what would be deleted.
+
+    Returns:
+        The deleted (or, in a dry run, deletable) versions, oldest first.
+
+    Raises:
+        ValueError: Before anything is deleted, if a version has no archive destination
+            (no folder configured and its source run is gone).
+    """
+    client, config = _client(client), _config(config)
+    name = config.model_name
+    versions = _all_versions(client, name)
+    protected = set(_aliases(client, name).values())
+    keep = {str(mv.version) for mv in versions[: config.keep_versions]} | protected
+    doomed = [mv for mv in reversed(versions) if str(mv.version) not in keep]
+    if not doomed:
+        logger.info(
+            "Cleanup of '%s': %d version(s), nothing beyond the newest %d and the aliased ones",
+            name,
+            len(versions),
+            config.keep_versions,
+        )
+        return []
+    folder = archive_dir or config.archive_dir
+    # Every destination is resolved before anything is deleted.
+    plan = [(str(mv.version), _archive_destination(client, name, mv, folder)) for mv in doomed]
+    if dry_run:
+        for version, destination in plan:
+            logger.info(
+                "Dry run: would archive version %s to %s and delete it", version, destination
+            )
+        return [version for version, _ in plan]
+
+    deleted = []
+    for version, destination in plan:
+        current = _get_version(client, name, version)
+        if current.aliases:  # aliased since the plan was made
+            logger.info("Keeping version %s: it now holds %s", version, current.aliases)
+            continue
+        where = _write_archive(client, _archive_record(current), destination)
+        client.delete_model_version(name, version)
+        logger.info("Deleted version %s of '%s' (archived to %s)", version, name, where)
+        deleted.append(version)
+    return deleted
+
+
+def list_versions(
+    client: MlflowClient | None, config: RegistryConfig | Mapping[str, Any]
+) -> pd.DataFrame:
+    """Table of the registered versions, newest first.
+
+    Args:
+        client: MLflow client; ``None`` creates one on the active tracking URI.
+        config: Registry settings.
+
+    Returns:
+        Columns ``version``, ``aliases`` (comma list), ``created`` (UTC ISO),
+        ``validation_passed``, one ``gate.<metric>`` column per gate metric tag (floats),
+        ``dataset_fingerprint`` and ``run_id``. Empty (with the base columns) if the model
+        is not registered.
+    """
+    client, config = _client(client), _config(config)
+    name = config.model_name
+    versions = _all_versions(client, name)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in _aliases(client, name).items():
+        by_version.setdefault(version, []).append(alias)
+    rows = []
+    for mv in versions:
+        row: dict[str, Any] = {
+            "version": str(mv.version),
+            "aliases": ",".join(_ordered_aliases(by_version.get(str(mv.version), []))),
+            "created": _iso(mv.creation_timestamp),
+            "validation_passed": mv.tags.get(TAG_VALIDATION_PASSED),
+        }
+        for key, value in mv.tags.items():
+            if key.startswith(GATE_PREFIX):
+                row[key] = _as_float(value)
+        row[TAG_FINGERPRINT] = mv.tags.get(TAG_FINGERPRINT)
+        row["run_id"] = mv.run_id
+        rows.append(row)
+    gate_columns = sorted({key for row in rows for key in row if key.startswith(GATE_PREFIX)})
+    columns = [*BASE_COLUMNS, *gate_columns, *TAIL_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def format_versions(table: pd.DataFrame) -> str:
+    """Render ``list_versions`` output as a fixed-width table for the terminal.
+
+    Args:
+        table: Output of ``list_versions``.
+
+    Returns:
+        The table as text (fingerprints and run ids shortened to 12 characters), or a
+        one-line note when there are no versions.
+    """
+    if table.empty:
+        return "no registered versions"
+    columns = [str(column) for column in table.columns]
+    cells = {column: [_cell(column, value) for value in table[column]] for column in columns}
+    widths = {column: max(len(column), *map(len, cells[column])) for column in columns}
+    right = {column for column in columns if column == "version" or column.startswith(GATE_PREFIX)}
+
+    def line(values: list[str]) -> str:
+        parts = [
+            value.rjust(widths[column]) if column in right else value.ljust(widths[column])
+            for column, value in zip(columns, values, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    rows = [line([cells[column][i] for column in columns]) for i in range(len(table))]
+    return "\n".join([line(columns), *rows])
+
+
+def _cell(column: str, value: Any) -> str:
+    if pd.isna(value) or value == "":
+        return "-"
+    if column.startswith(GATE_PREFIX):
+        return f"{float(value):.4f}"
+    if column in TAIL_COLUMNS:
+        return _short(value)
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 12 else text[:12]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _client(client: MlflowClient | None) -> MlflowClient:
+    return client if client is not None else MlflowClient()
+
+
+def _config(config: RegistryConfig | Mapping[str, Any]) -> RegistryConfig:
+    return config if isinstance(config, RegistryConfig) else RegistryConfig.model_validate(config)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _verdict_passed(verdict: Mapping[str, Any]) -> bool:
+    passed = verdict.get("passed") if isinstance(verdict, Mapping) else None
+    # `in (True, False)` also accepts numpy booleans but not strings like "false".
+    if passed is None or isinstance(passed, str) or passed not in (True, False):
+        raise ValueError(
+            "the validation verdict needs a boolean 'passed' (from evaluation.gate."
+            f"evaluate_gate); got {verdict!r:.200}"
+        )
+    return bool(passed)
+
+
+def _version_tags(
+    tags: Mapping[str, Any], metrics: Mapping[str, float], verdict: Mapping[str, Any]
+) -> dict[str, str]:
+    result = {str(key): str(value) for key, value in tags.items() if value is not None}
+    result[TAG_VALIDATION_PASSED] = "true"
+    if verdict.get("summary"):
+        result[TAG_VALIDATION_SUMMARY] = str(verdict["summary"])[:_MAX_TAG_VALUE]
+    for key, value in metrics.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"gate metric {key!r} must be a number; got {value!r}") from error
+        result[f"{GATE_PREFIX}{key}"] = repr(number)
+    return result
+
+
+def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
+    """Alias -> version of the registered model ({} if it does not exist).
+
+    Read from the registered model: search results may leave a version's aliases empty.
+    """
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    # Versions are strings in this module; the SQL store returns ints.
+    return {alias: str(version) for alias, version in aliases.items()}
+
+
+def _ordered_aliases(aliases: list[str]) -> list[str]:
+    known = [alias for alias in ALIAS_ORDER if alias in aliases]
+    return known + sorted(set(aliases) - set(ALIAS_ORDER))
+
+
+def _get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        existing = [str(mv.version) for mv in _all_versions(client, name)]
+        raise ValueError(
+            f"model '{name}' has no version {version}; existing versions: "
+            f"{', '.join(existing) or 'none'} (list them with list_versions / the list command)"
+        ) from error
+
+
+def _all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    """Every version of ``name``, newest (highest number) first."""
+    versions: list[ModelVersion] = []
+    token = None
+    while True:
+        page = client.search_model_versions(f"name = '{name}'", page_token=token)
+        versions.extend(page)
+        token = page.token
+        if not token:
+            break
+    return sorted(versions, key=lambda mv: int(mv.version), reverse=True)
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name)
+        logger.info("Created registered model '%s'", name)
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+
+
+def _resolve_source(client: MlflowClient, model_uri: str) -> tuple[str, str | None, str | None]:
+    """``(source, run_id, model_id)`` for ``create_model_version``, as mlflow.register_model.
+
+    MLflow 3 stores a model logged with ``log_model(name=...)`` as a logged model outside the
+    run's artifacts, so ``runs:/<run>/<name>`` must become ``models:/<model_id>`` to load.
+    """
+    if model_uri.startswith("runs:/"):
+        run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
+        run = client.get_run(run_id)
+        logged, token = [], None
+        while True:
+            page = client.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"name = '{path}'",
+                page_token=token,
+            )
+            logged += [model for model in page if model.source_run_id == run_id]
+            token = page.token
+            if not token:
+                break
+        if logged:
+            model = max(logged, key=lambda m: m.creation_timestamp)
+            return f"models:/{model.model_id}", run_id, model.model_id
+        return f"{run.info.artifact_uri.rstrip('/')}/{path}", run_id, None
+    if model_uri.startswith("models:/m-"):
+        model_id = model_uri.removeprefix("models:/")
+        return model_uri, client.get_logged_model(model_id).source_run_id, model_id
+    return model_uri, None, None
+
+
+def _create_or_reuse_version(
+    client: MlflowClient,
+    config: RegistryConfig,
+    model_uri: str,
+    run_id: str | None,
+    tags: dict[str, str],
+) -> str:
+    name = config.model_name
+    source, source_run_id, model_id = _resolve_source(client, model_uri)
+    _ensure_registered_model(client, name)
+    run_id = run_id or source_run_id
+    existing = None
+    if run_id:
+        # A re-run after an interruption reuses its version instead of registering a duplicate.
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        matches = [mv for mv in found if mv.source == source and mv.status != "FAILED_REGISTRATION"]
+        existing = max(matches, key=lambda mv: int(mv.version)) if matches else None
+    if existing is not None:
+        version = str(existing.version)
+        logger.info(
+            "Reusing version %s of '%s' registered earlier for run %s", version, name, run_id
+        )
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+    else:
+        # Tags at creation: the version never exists without validation_passed.
+        created = client.create_model_version(
+            name, source, run_id=run_id, tags=tags, await_creation_for=0, model_id=model_id
+        )
+        version = str(created.version)
+    _wait_until_ready(client, name, version, config.ready_timeout_s)
+    return version
+
+
+def _wait_until_ready(client: MlflowClient, name: str, version: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    delay = 0.1
+    while True:
+        mv = client.get_model_version(name, version)
+        if mv.status == "READY":
+            return
+        if mv.status == "FAILED_REGISTRATION":
+            raise RuntimeError(
+                f"registration of version {version} of '{name}' failed: {mv.status_message}"
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                f"version {version} of '{name}' is still {mv.status} after {timeout_s:g} s; "
+                "re-run the registration later (it reuses this version) or raise "
+                "registry.ready_timeout_s"
+            )
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 5.0)
+
+
+def _compare(
+    candidate: ModelVersion, champion: ModelVersion, config: RegistryConfig
+) -> tuple[bool, str, int]:
+    """``(better, why, log level)`` for the challenger-vs-champion rule."""
+    new_fp, old_fp = candidate.tags.get(TAG_FINGERPRINT), champion.tags.get(TAG_FINGERPRINT)
+    if not config.allow_different_test_data and (new_fp is None or new_fp != old_fp):
+        return (
+            False,
+            f"its {TAG_FINGERPRINT} ({_short(new_fp or 'missing')}) differs from champion "
+            f"version {champion.version}'s ({_short(old_fp or 'missing')}), so their metrics are not measured "
+            "on the same test data; set registry.allow_different_test_data to compare anyway, "
+            "or deploy it explicitly",
+            logging.WARNING,
+        )
+    metric = config.promotion_metric
+    key = f"{GATE_PREFIX}{metric}"
+    new, old = _as_float(candidate.tags.get(key)), _as_float(champion.tags.get(key))
+    if new is None or old is None:
+        which = f"version {candidate.version}" if new is None else f"champion {champion.version}"
+        return (
+            False,
+            f"{which} has no finite {key} tag to compare; deploy explicitly if intended",
+            logging.WARNING,
+        )
+    gain = new - old if config.greater_is_better else old - new
+    shown = (
+        f"{metric} {new:.4f} vs champion {champion.version}'s {old:.4f}, "
+        f"gain {gain:+.4f}, margin {config.promotion_margin:g}"
+    )
+    if gain >= config.promotion_margin - _TOLERANCE:
+        return True, shown, logging.INFO
+    return False, f"{shown}: not better by the margin", logging.INFO
+
+
+def _move_champion(client: MlflowClient, name: str, version: str, *, via: str) -> None:
+    """Point ``champion`` at ``version`` in one alias move, keeping the old one as previous."""
+    old = _aliases(client, name).get(CHAMPION)
+    if old is not None and old != version:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, old)
+    # The only write to `champion`: it moves from old to new, it is never deleted.
+    client.set_registered_model_alias(name, CHAMPION, version)
+    _record_stint(client, name, version, old, via=via, now=_now())
+
+
+def _record_stint(
+    client: MlflowClient, name: str, new: str, old: str | None, *, via: str, now: str
+) -> None:
+    client.set_model_version_tag(name, new, TAG_CHAMPION_FROM, now)
+    client.set_model_version_tag(name, new, TAG_CHAMPION_VIA, via)
+    if client.get_model_version(name, new).tags.get(TAG_ROLLED_BACK) == "true":
+        client.delete_model_version_tag(name, new, TAG_ROLLED_BACK)
+    if old is not None and old != new:
+        client.set_model_version_tag(name, old, TAG_CHAMPION_UNTIL, now)
+
+
+def _archive_destination(
+    client: MlflowClient, name: str, mv: ModelVersion, folder: str | None
+) -> str:
+    """Folder path, or ``runs:/<run_id>`` for the version's source run."""
+    if folder:
+        return str(Path(folder) / name)
+    if mv.run_id:
+        try:
+            if client.get_run(mv.run_id).info.lifecycle_stage == "active":
+                return f"runs:/{mv.run_id}"
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+    raise ValueError(
+        f"cannot archive version {mv.version} of '{name}' before deleting it: its source run "
+        f"{mv.run_id or '(none)'} is gone and no archive folder is set; pass archive_dir "
+        "(CLI: --archive-dir) or set registry.archive_dir. Nothing was deleted."
+    )
+
+
+def _archive_record(mv: ModelVersion) -> dict[str, Any]:
+    return {
+        "model_name": mv.name,
+        "version": str(mv.version),
+        "aliases": list(mv.aliases),
+        "tags": dict(mv.tags),
+        "run_id": mv.run_id,
+        "source": mv.source,
+        "status": mv.status,
+        "description": mv.description,
+        "created": _iso(mv.creation_timestamp),
+        "last_updated": _iso(mv.last_updated_timestamp),
+        "deleted_at": _now(),
+    }
+
+
+def _write_archive(client: MlflowClient, record: dict[str, Any], destination: str) -> str:
+    filename = f"version-{record['version']}.json"
+    if destination.startswith("runs:/"):
+        run_id = destination.removeprefix("runs:/")
+        client.log_dict(run_id, record, f"{ARCHIVE_ARTIFACT_DIR}/{filename}")
+        return f"{destination}/{ARCHIVE_ARTIFACT_DIR}/{filename}"
+    folder = Path(destination)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    if path.exists():  # never overwrite an earlier record
+        stamp = record["deleted_at"].replace("+00:00", "Z").replace(":", "")
+        path = folder / f"version-{record['version']}-{stamp}.json"
+    path.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+    return str(path)
