@@ -28,6 +28,9 @@ Each group targets one kind of fake in the data (see ``deepfake_kedro.demo.manip
   sharpness (residual against edge strength) of the centre, the ring where a blending mask
   fades and the surround, as three contrasts (centre-surround, ring-surround, ring-centre).
   Self-blending changes the inner face only, so it stops matching its frame.
+- ``face_contrast``: mean colour (Cb, Cr), brightness, noise, Laplacian and band-pass energy
+  and sharpness of a central face ellipse against a ring around it, with their spread. A
+  self-blended face carries a colour, brightness and sharpness shift the frame does not.
 - ``resampling``: blockiness at periods 2 and 4 (the pixel phase of 2x/4x up-sampling),
   residual autocorrelation at small lags and its even/odd parity (Popescu & Farid 2005),
   Laplacian-pyramid energies, the noise level per brightness bin (camera noise depends on
@@ -46,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 """Bump whenever a change here would change the features (invalidates the feature cache)."""
 
 RADIAL_BINS = 64
@@ -73,6 +76,7 @@ FEATURE_GROUPS: dict[str, int] = {
     "dct_periodicity": 2 * (len(DCT_MODES) + 1) * len(DCT_PERIODS),
     "noise": 3 * 2 + 3 * 4 + 5,
     "centre_surround": 3 * 4,
+    "face_contrast": 7 * 3,
     "resampling": 2 * (2 + 4) + PYRAMID_LEVELS + (PYRAMID_LEVELS - 1) + NLF_BINS
     + (len(AUTOCORR_LAGS) + 2) + 4 + 1,
 }
@@ -122,6 +126,7 @@ def spectral_features(images: torch.Tensor) -> torch.Tensor:
             _periodic_peaks(res_y, luma),
             *_jpeg_grid(luma),
             *_noise_statistics(planes, residual),
+            _face_contrast(ycc, res_y),
             _resampling(luma, res_y, residual[:, 4]),
         ]
         features = torch.cat(groups, dim=1)
@@ -418,3 +423,55 @@ def _resampling(luma: torch.Tensor, res_y: torch.Tensor, res_cb: torch.Tensor) -
          _autocorrelation(res_cb)[:, :4], chroma_energy[:, None]],
         dim=1,
     )
+
+
+FACE_ELLIPSE = (0.5, 0.5, 0.2, 0.26)  # centre x, y and radii x, y as fractions of the crop
+
+
+@functools.lru_cache(maxsize=16)
+def _face_masks(hb: int, wb: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocks inside the central face ellipse, and in a ring (1.2-2 radii) around it."""
+    cx, cy, rx, ry = FACE_ELLIPSE
+    yy, xx = np.meshgrid((np.arange(hb) + 0.5) / hb, (np.arange(wb) + 0.5) / wb, indexing="ij")
+    radius = np.hypot((xx - cx) / rx, (yy - cy) / ry).reshape(-1)
+    centre, ring = radius < 0.8, (radius > 1.2) & (radius < 2.0)
+    if not centre.any() or not ring.any():  # tiny images: no contrast rather than NaN
+        centre = ring = np.ones_like(radius, dtype=bool)
+    return torch.from_numpy(centre).to(device), torch.from_numpy(ring).to(device)
+
+
+def _face_contrast(ycc: torch.Tensor, res_y: torch.Tensor) -> torch.Tensor:
+    """The ``face_contrast`` group (see the module docstring)."""
+    luma = ycc[:, 0]
+    smooth = _blur3(_blur3(luma[:, None]))[:, 0]  # sigma 1
+    wide = smooth[:, None]
+    for _ in range(6):  # sigma 2
+        wide = _blur3(wide)
+    laplacian = F.pad(luma[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+    laplacian = (
+        laplacian[:, :-2, 1:-1] + laplacian[:, 2:, 1:-1] + laplacian[:, 1:-1, :-2]
+        + laplacian[:, 1:-1, 2:] - 4 * luma
+    )
+    cells = lambda x: F.avg_pool2d(x[:, None], NOISE_BLOCK)[:, 0].flatten(1)  # noqa: E731
+    energies = {
+        "noise": cells(res_y.square()).sqrt(),
+        "laplacian": cells(laplacian.square()).sqrt(),
+        "band": cells((smooth - wide[:, 0]).square()).sqrt(),
+    }
+    signed = {
+        "cb": cells(ycc[:, 1]),
+        "cr": cells(ycc[:, 2]),
+        "luma": cells(luma),
+        "sharpness": torch.log(energies["laplacian"] + 1e-3) - torch.log(energies["band"] + 1e-3),
+    }
+    h, w = luma.shape[-2:]
+    centre, ring = _face_masks(h // NOISE_BLOCK, w // NOISE_BLOCK, luma.device)
+    out = []
+    for values in energies.values():
+        c, r = values[:, centre], values[:, ring]
+        out += [torch.log(c.mean(1) + 1e-3) - torch.log(r.mean(1) + 1e-3),
+                torch.log(c.std(1, correction=0) + 1e-3), torch.log(c.mean(1) + 1e-3)]
+    for values in signed.values():
+        c, r = values[:, centre], values[:, ring]
+        out += [c.mean(1) - r.mean(1), c.std(1, correction=0), r.std(1, correction=0)]
+    return torch.stack(out, dim=1)
