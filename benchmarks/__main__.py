@@ -80,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             common.wait_for_quiet(args.wait_load)
         load_before = round(common.load_average(), 2)
         _out()
+        cpu_start = common.CpuSnapshot.take()
         start = time.perf_counter()
         try:
             result = importlib.import_module(f"benchmarks.{name}").run(quick=args.quick)
@@ -89,14 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary.append([name, "ERROR", "-", f"{time.perf_counter() - start:.0f}"])
             continue
         seconds = time.perf_counter() - start
+        cpu = common.CpuSnapshot.take().usage_since(cpu_start)
         info = {
             **machine,
             "load_1min": load_before,
             "load_1min_after": round(common.load_average(), 2),
+            "cpu_usage": cpu,
         }
         _out(result.render())
         _out(
-            f"  ({seconds:.0f} s; load (1 min) {load_before} before, {info['load_1min_after']} after)"
+            f"  ({seconds:.0f} s; load (1 min) {load_before} before, {info['load_1min_after']} "
+            f"after; CPU capacity used by this run {cpu.get('own_pct', '-')}%, by other "
+            f"processes {cpu.get('other_pct', '-')}%, stolen {cpu.get('steal_pct', '-')}%)"
         )
         suffix = "-quick" if args.quick else ""
         common.write_json(

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import shutil
 import time
 import uuid
@@ -191,6 +192,46 @@ def machine_info() -> dict[str, Any]:
         "cuda": torch.cuda.is_available(),
         "load_1min": round(load_average(), 2),
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuSnapshot:
+    """System CPU time (from /proc/stat) and this process tree's CPU time at one moment."""
+
+    wall: float
+    busy: float
+    steal: float
+    own: float
+
+    @classmethod
+    def take(cls) -> CpuSnapshot:
+        busy = steal = 0.0
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+            hz = os.sysconf("SC_CLK_TCK")
+            user, nice, system, _idle, _iowait, irq, softirq, st = fields[:8]
+            busy = (user + nice + system + irq + softirq) / hz
+            steal = st / hz
+        own = sum(
+            getattr(resource.getrusage(who), f)
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+            for f in ("ru_utime", "ru_stime")
+        )
+        return cls(time.monotonic(), busy, steal, own)
+
+    def usage_since(self, start: CpuSnapshot) -> dict[str, float]:
+        """Shares of the machine's CPU capacity over the interval, in percent: used by this
+        process and its reaped children, by anything else, and stolen by the hypervisor."""
+        capacity = (self.wall - start.wall) * (os.cpu_count() or 1)
+        if capacity <= 0:
+            return {}
+        own = self.own - start.own
+        other = max(0.0, (self.busy - start.busy) - own)
+        return {
+            "own_pct": round(100 * own / capacity, 1),
+            "other_pct": round(100 * other / capacity, 1),
+            "steal_pct": round(100 * (self.steal - start.steal) / capacity, 1),
+        }
 
 
 def wait_for_quiet(threshold: float, poll_s: float = 30.0, max_wait_s: float = 600.0) -> float:

@@ -3,7 +3,8 @@
 Each size runs in a fresh process (:mod:`benchmarks.memory_child`), so the peaks do not mix:
 the default branches and runtime of conf/base, but at a small image size (networks and
 spectral features at 64 px over 64 px demo images) to keep the large run short. The measure is
-``ru_maxrss`` of that process.
+the peak RSS of that process, ``VmHWM`` (``ru_maxrss`` would include the benchmark process's
+own size, see :mod:`benchmarks.memory_child`).
 """
 
 from __future__ import annotations
@@ -81,24 +82,30 @@ def run(quick: bool) -> Result:
                 f"{n:,}",
                 fmt(m["seconds"]),
                 mib(m["rss_before_extraction_kib"]),
-                mib(m["hwm_before_extraction_kib"]),
-                mib(m["ru_maxrss_kib"]),
-                mib(max(0, m["ru_maxrss_kib"] - (m["hwm_before_extraction_kib"] or 0))),
+                mib(m["peak_rss_kib"]),
+                mib(m["extraction_peak_rss_kib"]),
+                mib(
+                    None
+                    if m["extraction_peak_rss_kib"] is None
+                    else m["extraction_peak_rss_kib"] - m["rss_before_extraction_kib"]
+                ),
                 mib(m["children_ru_maxrss_kib"]),
             ]
         )
-    peak_small = measured[small]["ru_maxrss_kib"]
-    peak_large = measured[large]["ru_maxrss_kib"]
-    ratio = peak_large / peak_small
+    ratios = {"process": measured[large]["peak_rss_kib"] / measured[small]["peak_rss_kib"]}
+    if all(m["extraction_peak_rss_kib"] for m in measured.values()):
+        ratios["extraction"] = (
+            measured[large]["extraction_peak_rss_kib"] / measured[small]["extraction_peak_rss_kib"]
+        )
     table = Table(
         f"update_cache of every default branch at {IMAGE_SIZE} px, fresh process per size (MiB)",
         [
             "images",
             "extract s",
             "RSS before",
-            "peak before",
-            "peak (ru_maxrss)",
-            "peak - peak before",
+            "process peak",
+            "extraction peak",
+            "extraction growth",
             "workers peak",
         ],
         table_rows,
@@ -107,26 +114,35 @@ def run(quick: bool) -> Result:
         f"small image size to keep it fast: resnet50 and ViT-B-32 at image_size {IMAGE_SIZE}, "
         f"spectral at {IMAGE_SIZE}, over {IMAGE_SIZE} px demo images; runtime from conf/base "
         "(progress bar off). The small run reads the first rows of the large dataset.",
-        "'before' = after imports, reading the manifest and building all extractors; "
-        "'peak - peak before' is what extraction added above that. 'workers peak' is "
-        "RUSAGE_CHILDREN (DataLoader workers; forked, so they count the parent's pages they map).",
+        "'RSS before' = after imports, reading the manifest and building all extractors; "
+        "'process peak' = the child's VmHWM over its whole life (building CLIP with its text "
+        "tower may set it before extraction starts); 'extraction peak' = VmHWM reset through "
+        "/proc/self/clear_refs after the build, so it sees extraction only; 'extraction "
+        "growth' = extraction peak - RSS before. 'workers peak' is RUSAGE_CHILDREN (DataLoader "
+        "workers; forked, so they count the parent's pages they map).",
+        "PASS needs both the process peak and the extraction peak within the target. The "
+        "child's ru_maxrss is not used (it is in the JSON): Linux carries the peak RSS of the "
+        "image that exec replaces into it, so a child started from this benchmark process "
+        "reports at least this process's own size at that moment, the same at both sizes.",
         "rows_per_shard (2048) bounds the write buffer, so a run below that size buffers all "
         "its rows: part of the difference is by design.",
     ]
+    passed = all(abs(r - 1) <= TARGET for r in ratios.values())
+    shown = ", ".join(f"{name} peak {r:.3f}" for name, r in ratios.items())
     return Result(
         name="memory",
         title=f"peak memory of extraction at {small:,} and {large:,} images",
         target=f"peaks within {TARGET:.0%} of each other",
-        passed=abs(ratio - 1) <= TARGET,
+        passed=passed,
         verdict=(
-            f"peak RSS {peak_large / 1024:.0f} MiB at {large:,} vs {peak_small / 1024:.0f} MiB "
-            f"at {small:,}: ratio {ratio:.3f}"
+            f"large/small: {shown} (process peak {measured[large]['peak_rss_kib'] / 1024:.0f} "
+            f"MiB at {large:,}, {measured[small]['peak_rss_kib'] / 1024:.0f} MiB at {small:,})"
         ),
         tables=[table],
         notes=notes,
         metrics={
             "image_size": IMAGE_SIZE,
-            "ratio_large_small": round(ratio, 4),
+            "ratio_large_small": {k: round(v, 4) for k, v in ratios.items()},
             "runs": {str(n): m for n, m in measured.items()},
         },
     )

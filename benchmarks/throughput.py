@@ -84,12 +84,13 @@ class Timing:
 
     @property
     def steady_rate(self) -> float:
-        """Images per second after the warm-up batches (from the end of the last warm-up batch
-        to the end of the last batch)."""
+        """Median images per second of the batches after the warm-up batches (robust to a
+        stall caused by anything else on the machine)."""
         k = self.warmup
         if k < 1:
             return self.rate
-        return sum(self.sizes[k:]) / (self.stamps[-1] - self.stamps[k - 1])
+        rates = [n / s for n, s in zip(self.sizes[k:], self.batch_seconds[k:], strict=True)]
+        return statistics.median(rates)
 
 
 def _naive(extractor: torch.nn.Module, paths: list[str], device: torch.device) -> Timing:
@@ -110,10 +111,12 @@ def _naive(extractor: torch.nn.Module, paths: list[str], device: torch.device) -
     return Timing(start, stamps, sizes)
 
 
-def _pipeline(extractor: torch.nn.Module, rows: pd.DataFrame, compile_model: bool) -> Timing:
+def _pipeline(
+    extractor: torch.nn.Module, rows: pd.DataFrame, compile_model: bool, cold: bool = True
+) -> Timing:
     config = runtime_config(compile=compile_model)
     stamps, sizes = [], []
-    with _cold_inductor_cache() if compile_model else contextlib.nullcontext():
+    with _cold_inductor_cache() if compile_model and cold else contextlib.nullcontext():
         start = time.perf_counter()
         for hashes, _features in iter_features(rows, image_store(), extractor, config):
             stamps.append(time.perf_counter())
@@ -206,7 +209,7 @@ def run(quick: bool) -> Result:
         timings[branch]["eager"] = _pipeline(build_extractor(config), rows, compile_model=False)
         with captured_warnings("deepfake_kedro.features") as warnings:
             timings[branch]["compiled"] = _pipeline(
-                build_extractor(config), rows, compile_model=True
+                build_extractor(config), rows, compile_model=True, cold=not quick
             )
         compile_fell_back[branch] = any("torch.compile" in w for w in warnings)
         if compile_fell_back[branch]:
@@ -335,10 +338,14 @@ def run(quick: bool) -> Result:
     )
     notes += [
         "img/s is end to end: first batch, DataLoader start and (compiled) compilation included "
-        "(compiled from an empty inductor cache, as on a fresh machine; '1st batch s' holds it); "
-        f"steady img/s leaves out the first {WARMUP_BATCHES} batches "
-        "(1 when there are only 2) and times from the end of the last of them to the end "
-        "of the last batch. GFLOP/s use the steady rate.",
+        + (
+            "(quick: with the machine's inductor cache, warm after a first run); "
+            if quick
+            else "(compiled from an empty inductor cache, as on a fresh machine; '1st batch s' "
+            "holds it); "
+        )
+        + f"steady img/s is the median rate of the batches after the first {WARMUP_BATCHES} "
+        "(1 when there are only 2). GFLOP/s use the steady rate.",
         "the target is judged on the pipeline's default configuration (compile: false); the "
         "compiled rows show what compile: true adds.",
         f"pipeline precision: {precision_name(dtype)} (precision {runtime.precision} on "
