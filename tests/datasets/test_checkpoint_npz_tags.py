@@ -39,7 +39,7 @@ def test_checkpoint_store_handle_saves_and_resumes(tmp_path):
     assert store.load() is None
     store.save({"epoch": 2})
     assert store.load() == {"epoch": 2}
-    with pytest.raises(DatasetError, match="handle"):
+    with pytest.raises(DatasetError, match="read-only"):
         CheckpointStoreDataset(filepath=str(tmp_path / "state.pt")).save({"epoch": 3})
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from kedro.io import AbstractDataset, DatasetError
-
+from deepfake_kedro.datasets.base import HandleDataset
 from deepfake_kedro.features.cache import FeatureCacheRoot
 
 
-class FeatureCacheDataset(AbstractDataset[Any, FeatureCacheRoot]):
+class FeatureCacheDataset(HandleDataset[FeatureCacheRoot]):
     """The folder or URI under which each backbone's feature cache lives.
 
     ``load()`` returns a :class:`FeatureCacheRoot`; a node opens the cache of its extractor
@@ -17,7 +14,7 @@ class FeatureCacheDataset(AbstractDataset[Any, FeatureCacheRoot]):
     the dataset itself is read-only. Catalog entry::
 
         feature_cache:
-          type: deepfake_kedro.datasets.feature_cache.FeatureCacheDataset
+          type: deepfake_kedro.datasets.FeatureCacheDataset
           path: s3://my-bucket/deepfakes/04_feature/cache
           credentials: s3_data          # key in credentials.yml
           fs_args:
@@ -30,30 +27,14 @@ class FeatureCacheDataset(AbstractDataset[Any, FeatureCacheRoot]):
         metadata: Free-form metadata (Kedro-Viz reads ``kedro-viz.layer``).
     """
 
-    def __init__(
-        self,
-        *,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._path = str(path)
-        self._storage_options = {**(fs_args or {}), **(credentials or {})}
-        self.metadata = metadata
+    write_hint = (
+        "feature shards are written incrementally through the loaded FeatureCacheRoot "
+        "(root.open(identity).write or deepfake_kedro.features.update_cache), not by returning "
+        "data from a node"
+    )
 
     def load(self) -> FeatureCacheRoot:
-        return FeatureCacheRoot(self._path, self._storage_options)
-
-    def save(self, data: Any) -> None:
-        raise DatasetError(
-            f"FeatureCacheDataset({self._path!r}) is read-only: feature shards are written "
-            "incrementally through the loaded FeatureCacheRoot (root.open(identity).write or "
-            "deepfake_kedro.features.update_cache), not by returning data from a node"
-        )
+        return FeatureCacheRoot(self._location, self._storage_options)
 
     def _exists(self) -> bool:
         return self.load().exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._path}

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from kedro.io import AbstractDataset, DatasetError
-
+from deepfake_kedro.datasets.base import HandleDataset
 from deepfake_kedro.io.image_store import ImageStore
 
 
-class ImageStoreDataset(AbstractDataset[Any, ImageStore]):
+class ImageStoreDataset(HandleDataset[ImageStore]):
     """Images under a folder or URI (local, ``s3://``, any fsspec protocol).
 
     ``load()`` returns an :class:`ImageStore` rooted at ``path``; nodes read images through
@@ -29,30 +26,11 @@ class ImageStoreDataset(AbstractDataset[Any, ImageStore]):
         metadata: Free-form metadata (Kedro-Viz reads ``kedro-viz.layer``).
     """
 
-    def __init__(
-        self,
-        *,
-        path: str,
-        credentials: dict[str, Any] | None = None,
-        fs_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._path = str(path)
-        self._storage_options = {**(fs_args or {}), **(credentials or {})}
-        self.metadata = metadata
+    write_hint = "images are written by the demo generator or by you, not by pipeline nodes"
 
     def load(self) -> ImageStore:
-        return ImageStore(self._path, self._storage_options)
-
-    def save(self, data: Any) -> None:
-        raise DatasetError(
-            f"ImageStoreDataset({self._path!r}) is read-only: images are written by the demo "
-            "generator or by you, not by pipeline nodes."
-        )
+        return ImageStore(self._location, self._storage_options)
 
     def _exists(self) -> bool:
         store = self.load()
         return store.fs.isdir(store.root)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._path}

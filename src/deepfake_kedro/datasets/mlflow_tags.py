@@ -30,7 +30,7 @@ class MlflowTagsDataset(AbstractDataset[dict, dict]):
         if run is None:
             raise DatasetError("MlflowTagsDataset: no active MLflow run to read tags from.")
         tags = mlflow.get_run(run.info.run_id).data.tags
-        return {k[len(self._prefix):]: v for k, v in tags.items() if k.startswith(self._prefix)}
+        return {k[len(self._prefix) :]: v for k, v in tags.items() if k.startswith(self._prefix)}
 
     def save(self, data: dict[str, Any]) -> None:
         if mlflow.active_run() is None:

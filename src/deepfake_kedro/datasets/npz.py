@@ -6,12 +6,12 @@ import io
 from pathlib import PurePosixPath
 from typing import Any
 
-import fsspec
 import numpy as np
-from kedro.io import AbstractDataset
+
+from deepfake_kedro.datasets.base import FsspecDataset
 
 
-class NpzDataset(AbstractDataset[dict, dict]):
+class NpzDataset(FsspecDataset):
     """``{name: array}`` saved with ``np.savez`` (uncompressed: features barely compress).
 
     Loading never unpickles objects (``allow_pickle=False``): store strings as unicode arrays.
@@ -25,12 +25,7 @@ class NpzDataset(AbstractDataset[dict, dict]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._filepath = str(filepath)
-        self._storage_options = {**(fs_args or {}), **(credentials or {})}
-        self.metadata = metadata
-
-    def _fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return fsspec.core.url_to_fs(self._filepath, **self._storage_options)
+        super().__init__(filepath, credentials, fs_args, metadata)
 
     def load(self) -> dict[str, np.ndarray]:
         fs, path = self._fs()
@@ -48,6 +43,3 @@ class NpzDataset(AbstractDataset[dict, dict]):
     def _exists(self) -> bool:
         fs, path = self._fs()
         return fs.exists(path)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath}

@@ -9,7 +9,9 @@ from typing import Any
 import fsspec
 import torch
 from fsspec.implementations.local import LocalFileSystem
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
+
+from deepfake_kedro.datasets.base import FsspecDataset, HandleDataset
 
 
 def _fs(filepath: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -37,7 +39,7 @@ def write_checkpoint(fs: fsspec.AbstractFileSystem, path: str, checkpoint: dict[
         fs.pipe_file(path, buffer.getvalue())
 
 
-class TorchCheckpointDataset(AbstractDataset[dict, dict]):
+class TorchCheckpointDataset(FsspecDataset):
     """A checkpoint dict saved with ``torch.save`` and loaded with ``weights_only=True``.
 
     Args:
@@ -55,31 +57,25 @@ class TorchCheckpointDataset(AbstractDataset[dict, dict]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._uri = str(filepath)
-        self._storage_options = {**(fs_args or {}), **(credentials or {})}
+        super().__init__(filepath, credentials, fs_args, metadata)
         # kedro-mlflow's MlflowArtifactDataset logs the file at `_filepath` (a PurePosixPath,
         # as in kedro-datasets) after saving.
-        self._filepath = PurePosixPath(_fs(self._uri, self._storage_options)[1])
-        self.metadata = metadata
+        self._filepath = PurePosixPath(self._fs()[1])
 
     def load(self) -> dict:
-        fs, path = _fs(self._uri, self._storage_options)
+        fs, path = self._fs()
         if not fs.exists(path):
             raise DatasetError(
-                f"No checkpoint at {self._uri}: run the ensemble_training pipeline first."
+                f"No checkpoint at {self._location}: run the ensemble_training pipeline first."
             )
         return read_checkpoint(fs, path)
 
     def save(self, data: dict) -> None:
-        fs, path = _fs(self._uri, self._storage_options)
-        write_checkpoint(fs, path, data)
+        write_checkpoint(*self._fs(), data)
 
     def _exists(self) -> bool:
-        fs, path = _fs(self._uri, self._storage_options)
+        fs, path = self._fs()
         return fs.exists(path)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._uri}
 
 
 class CheckpointStore:
@@ -98,16 +94,17 @@ class CheckpointStore:
         return read_checkpoint(fs, path) if fs.exists(path) else None
 
     def save(self, checkpoint: dict) -> None:
-        fs, path = _fs(self.filepath, self.storage_options)
-        write_checkpoint(fs, path, checkpoint)
+        write_checkpoint(*_fs(self.filepath, self.storage_options), checkpoint)
 
 
-class CheckpointStoreDataset(AbstractDataset[Any, CheckpointStore]):
+class CheckpointStoreDataset(HandleDataset[CheckpointStore]):
     """Loads a :class:`CheckpointStore`: training writes through it after every epoch.
 
     A node cannot take a dataset as input and output at once, and a training run must be
     able to save state while it runs (so an interrupted run resumes), hence a handle.
     """
+
+    write_hint = "the training state is written through the CheckpointStore handle it loads"
 
     def __init__(
         self,
@@ -117,21 +114,10 @@ class CheckpointStoreDataset(AbstractDataset[Any, CheckpointStore]):
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._filepath = str(filepath)
-        self._storage_options = {**(fs_args or {}), **(credentials or {})}
-        self.metadata = metadata
+        super().__init__(path=filepath, credentials=credentials, fs_args=fs_args, metadata=metadata)
 
     def load(self) -> CheckpointStore:
-        return CheckpointStore(self._filepath, self._storage_options)
-
-    def save(self, data: Any) -> None:
-        raise DatasetError(
-            f"CheckpointStoreDataset({self._filepath!r}) is written through the handle it "
-            "loads, not by returning data from a node."
-        )
+        return CheckpointStore(self._location, self._storage_options)
 
     def _exists(self) -> bool:
         return True
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath}
