@@ -48,7 +48,13 @@ def train_ensemble(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz 
         logger.warning("ensemble_training.resume is set but no saved state exists: starting anew")
 
     result = train_fusion(
-        train_x, y_train, val_x, y_val, params, resume_from=resume_from, on_epoch_end=training_state.save
+        train_x,
+        y_train,
+        val_x,
+        y_val,
+        params,
+        resume_from=resume_from,
+        on_epoch_end=training_state.save,
     )
     backbones = {name: branch_identity(tables[name]) for name in params.branches}
     checkpoint = {
@@ -78,7 +84,9 @@ def _metric_history(result: Any) -> dict[str, Any]:
     return metrics
 
 
-def _run_tags(backbones: dict[str, dict], fingerprint: dict[str, Any], result: Any) -> dict[str, str]:
+def _run_tags(
+    backbones: dict[str, dict], fingerprint: dict[str, Any], result: Any
+) -> dict[str, str]:
     def describe(key: str) -> str:
         return ",".join(f"{name}={identity.get(key)}" for name, identity in backbones.items())
 

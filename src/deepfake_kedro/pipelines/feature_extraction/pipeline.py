@@ -4,11 +4,28 @@
 branch's cache, report and model-input features sit side by side under its name.
 """
 
+import warnings
+from collections.abc import Callable
+
 from kedro.pipeline import Node, Pipeline
 
 from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, extract_features
 
 BRANCHES = ("resnet", "clip", "spectral")
+
+
+def node_reading_branches(
+    func: Callable, inputs: dict[str, str], outputs: str | list[str], name: str
+) -> Node:
+    """A node outside the branches that also reads every ``<branch>.model_input_features``.
+
+    Its function takes them as ``resnet_features``, ``clip_features``, ... Kedro warns about
+    dots in dataset names; here they are its own namespacing, on purpose.
+    """
+    branch_inputs = {f"{branch}_features": f"{branch}.model_input_features" for branch in BRANCHES}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        return Node(func, inputs={**inputs, **branch_inputs}, outputs=outputs, name=name)
 
 
 def create_branch_pipeline() -> Pipeline:

@@ -59,7 +59,9 @@ def score_model_inputs(  # noqa: PLR0913 - one input per branch keeps the Kedro-
     for split in EVALUATED_SPLITS:
         if not (rows["split"] == split).any():
             raise ValueError(f"the {split!r} split is empty: check data_ingestion.split fractions")
-    scores = predict_proba(build_model(fusion_checkpoint), features_for_rows(rows, tables, branches))
+    scores = predict_proba(
+        build_model(fusion_checkpoint), features_for_rows(rows, tables, branches)
+    )
     return rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=scores)
 
 
@@ -71,7 +73,9 @@ def evaluate_performance(model_scores: pd.DataFrame, params: ValidationConfig) -
     """
     val = model_scores[model_scores["split"] == "val"]
     test = model_scores[model_scores["split"] == "test"]
-    threshold = choose_threshold(val["y"].to_numpy(), val["score"].to_numpy(), params.threshold_method)
+    threshold = choose_threshold(
+        val["y"].to_numpy(), val["score"].to_numpy(), params.threshold_method
+    )
     metrics = binary_metrics(
         test["y"].to_numpy(),
         test["score"].to_numpy(),
@@ -84,7 +88,11 @@ def evaluate_performance(model_scores: pd.DataFrame, params: ValidationConfig) -
     family_frame = test.assign(label=test["y"])[["label", "score", "manipulation"]]
     logger.info(
         "Test AUC %.4f [%.4f, %.4f], EER %.4f at threshold %.4f (chosen on val by %s)",
-        metrics["auc"], metrics["auc_ci_low"], metrics["auc_ci_high"], metrics["eer"], threshold,
+        metrics["auc"],
+        metrics["auc_ci_low"],
+        metrics["auc_ci_high"],
+        metrics["eer"],
+        threshold,
         params.threshold_method,
     )
     return {
@@ -126,18 +134,32 @@ def evaluate_robustness(  # noqa: PLR0913
     for index, (name, severity) in enumerate(grid, start=1):
         store = PerturbedImageStore(raw_images, name, severity, config.seed)
         scores[(name, severity)] = detector.score(test, store, quiet)
-        frames.append(test[columns[:3]].assign(perturbation=name, severity=severity, score=scores[(name, severity)]))
+        frames.append(
+            test[columns[:3]].assign(
+                perturbation=name, severity=severity, score=scores[(name, severity)]
+            )
+        )
         logger.info(
             "Robustness %d/%d: %s %s (%d images, %.0f s so far)",
-            index, len(grid), name, severity, len(test), time.perf_counter() - started,
+            index,
+            len(grid),
+            name,
+            severity,
+            len(test),
+            time.perf_counter() - started,
         )
     table = robustness_table(clean_auc, y, scores)
     summary = robustness_summary(table, clean_auc)
     logger.info(
         "Robustness: mean AUC drop %.4f, worst %.4f (%s)",
-        summary["mean_drop"], summary["worst_drop"], summary["worst_case"],
+        summary["mean_drop"],
+        summary["worst_drop"],
+        summary["worst_case"],
     )
-    return pd.concat(frames, ignore_index=True), {"summary": summary, "table": table.to_dict("records")}
+    return pd.concat(frames, ignore_index=True), {
+        "summary": summary,
+        "table": table.to_dict("records"),
+    }
 
 
 def evaluate_fairness(

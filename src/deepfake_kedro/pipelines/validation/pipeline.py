@@ -1,10 +1,8 @@
 """Wiring of the validation pipeline. A model reaches the registry only through its verdict."""
 
-import warnings
-
 from kedro.pipeline import Node, Pipeline
 
-from deepfake_kedro.pipelines.feature_extraction.pipeline import BRANCHES
+from deepfake_kedro.pipelines.feature_extraction.pipeline import node_reading_branches
 from deepfake_kedro.pipelines.validation.nodes import (
     decide_gate,
     evaluate_fairness,
@@ -16,19 +14,12 @@ from deepfake_kedro.pipelines.validation.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    with warnings.catch_warnings():
-        # `resnet.model_input_features`, ...: outputs of the namespaced extraction branches.
-        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        score = Node(
-            score_model_inputs,
-            inputs={
-                "split_manifest": "split_manifest",
-                "fusion_checkpoint": "fusion_checkpoint",
-                **{f"{name}_features": f"{name}.model_input_features" for name in BRANCHES},
-            },
-            outputs="model_scores",
-            name="score_model_inputs_node",
-        )
+    score = node_reading_branches(
+        score_model_inputs,
+        inputs={"split_manifest": "split_manifest", "fusion_checkpoint": "fusion_checkpoint"},
+        outputs="model_scores",
+        name="score_model_inputs_node",
+    )
     return Pipeline(
         [
             score,
