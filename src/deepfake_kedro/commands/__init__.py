@@ -1,0 +1,24 @@
+"""The project's ``kedro`` commands (entry point ``kedro.project_commands``).
+
+Operations that are not pipelines: the model registry (``kedro models ...``), and, as they
+land, retraining and scheduling, the data-lake health check and the training API. Each
+group lives in its own module here and is added below; ``kedro --help`` lists them under
+"Project specific commands".
+
+(The package is not called ``cli``: Kedro would take ``<package>.cli`` for a project CLI that
+replaces ``kedro run``.)
+"""
+
+from __future__ import annotations
+
+import click
+
+from deepfake_kedro.commands.models import models
+
+
+@click.group(name="deepfake_kedro")
+def commands() -> None:
+    """deepfake_kedro project commands."""
+
+
+commands.add_command(models)
