@@ -52,3 +52,26 @@ def test_store_pickles_for_dataloader_workers(store):
     clone = pickle.loads(pickle.dumps(store))
     assert clone.read_bytes("images/a.png") == b"abc"
     assert clone.root == store.root
+
+
+def test_absolute_paths_under_allowed_roots_are_accepted(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "c.png").write_bytes(b"c")
+    store = ImageStore(str(tmp_path / "raw"), allowed_roots=[str(tmp_path / "shared")])
+    assert store.read_bytes(str(tmp_path / "shared" / "c.png")) == b"c"
+    with pytest.raises(PathEscapeError):
+        store.resolve("../shared/c.png")  # relative paths never leave the root
+    assert pickle.loads(pickle.dumps(store)).allowed_roots == store.allowed_roots
+
+
+def test_allowed_root_of_another_protocol_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="allowed_roots"):
+        ImageStore(str(tmp_path), allowed_roots=["s3://bucket"])
+
+
+def test_read_many_keeps_order_and_reports_errors_in_place(store):
+    results = store.read_many(["images/a.png", "../secret.txt", "images/none.png"])
+    assert results[0] == b"abc"
+    assert isinstance(results[1], PathEscapeError)
+    assert isinstance(results[2], FileNotFoundError)

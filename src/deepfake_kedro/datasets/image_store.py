@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from deepfake_kedro.datasets.base import HandleDataset
 from deepfake_kedro.io.image_store import ImageStore
 
@@ -18,18 +21,33 @@ class ImageStoreDataset(HandleDataset[ImageStore]):
           credentials: s3_data          # key in credentials.yml
           fs_args:
             client_kwargs: {endpoint_url: http://127.0.0.1:9000}
+            config_kwargs: {retries: {max_attempts: 5, mode: adaptive}}
+          allowed_roots: [s3://my-bucket]  # absolute s3:// manifest paths may point here
 
     Args:
         path: Root folder or URI of the images.
         credentials: fsspec credentials (e.g. ``key``/``secret`` for S3), merged into fs_args.
         fs_args: Extra fsspec storage options.
+        allowed_roots: Further folders or URIs that absolute manifest paths may point under.
         metadata: Free-form metadata (Kedro-Viz reads ``kedro-viz.layer``).
     """
 
     write_hint = "images are written by the demo generator or by you, not by pipeline nodes"
 
+    def __init__(
+        self,
+        *,
+        path: str,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        allowed_roots: Sequence[str] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(path=path, credentials=credentials, fs_args=fs_args, metadata=metadata)
+        self._allowed_roots = [str(root) for root in allowed_roots]
+
     def load(self) -> ImageStore:
-        return ImageStore(self._location, self._storage_options)
+        return ImageStore(self._location, self._storage_options, self._allowed_roots)
 
     def _exists(self) -> bool:
         store = self.load()
