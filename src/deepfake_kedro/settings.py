@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 from kedro.utils import find_kedro_project
+from omegaconf.resolvers import oc
 
 from deepfake_kedro.hooks import MlflowLineageHooks, ProblemReportHooks
 
@@ -24,7 +25,10 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    "custom_resolvers": {"project_root": _project_root},
+    # oc.env outside credentials too (Kedro's documented opt-in): conf/s3/globals.yml reads
+    # the data lake's bucket and prefix from environment variables. Never put secrets in
+    # parameters: they are logged to MLflow.
+    "custom_resolvers": {"project_root": _project_root, "oc.env": oc.env},
     # conf/local (or --env) may override a single nested key without repeating its siblings.
     "merge_strategy": {"parameters": "soft"},
 }

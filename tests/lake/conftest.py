@@ -87,8 +87,11 @@ def lake_server() -> Iterator[LakeServer]:
         # The three IAM calls below run unauthenticated; every later request is checked.
         _set_no_auth_requests(endpoint, "3")
         iam = boto3.client(
-            "iam", endpoint_url=endpoint, region_name=REGION,
-            aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap",
+            "iam",
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",
         )
         iam.create_user(UserName="lake-tests")
         iam.put_user_policy(

@@ -35,8 +35,11 @@ def test_image_store_reads_relative_paths_and_absolute_uris_under_allowed_roots(
 ):
     store = ImageStoreDataset(
         path=images,
-        credentials={"key": lake_server.key, "secret": lake_server.secret,
-                     "client_kwargs": {"endpoint_url": lake_server.endpoint_url}},
+        credentials={
+            "key": lake_server.key,
+            "secret": lake_server.secret,
+            "client_kwargs": {"endpoint_url": lake_server.endpoint_url},
+        },
         fs_args=RETRIES,
         allowed_roots=[f"s3://{bucket}"],
     ).load()
@@ -59,8 +62,9 @@ def test_image_store_without_allowed_roots_refuses_other_prefixes(lake_server, b
 
 def test_read_many_fetches_a_batch_and_reports_bad_paths_in_place(lake_server, bucket, images):
     store = ImageStore(images, lake_server.storage_options(**RETRIES))
-    results = store.read_many(["images/a.png", "images/missing.png", "../x.png", "images/b.png",
-                               "images/a.png"])
+    results = store.read_many(
+        ["images/a.png", "images/missing.png", "../x.png", "images/b.png", "images/a.png"]
+    )
     assert results[0] == b"aaa" and results[3] == b"bbb" and results[4] == b"aaa"
     assert isinstance(results[1], FileNotFoundError)
     assert isinstance(results[2], PathEscapeError)
