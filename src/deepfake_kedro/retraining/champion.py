@@ -1,0 +1,211 @@
+"""The champion version and the facts of its training, read from MLflow in one place.
+
+Where registration records them (change them here and nowhere else):
+
+- the ``champion`` alias of the registered model picks the version; its
+  ``creation_timestamp`` is the model's age and its ``run_id`` the training run;
+- version tags ``dataset_fingerprint``, ``gate.test_auc`` (float as text),
+  ``data_newest_captured_at`` (UTC ISO-8601, newest ``captured_at`` of the training manifest)
+  and ``trained_at``;
+- run artifacts ``checkpoint/fusion_checkpoint.pt`` (the fusion checkpoint) and
+  ``data/split_manifest.parquet`` (the split manifest it was trained on).
+
+A missing tag or artifact is not an error here: it is recorded in ``ChampionInfo.problems``
+and the checks say what they could not evaluate (a champion without training data triggers
+a retraining).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+logger = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+TAG_FINGERPRINT = "dataset_fingerprint"
+TAG_TEST_AUC = "gate.test_auc"
+TAG_NEWEST_CAPTURED_AT = "data_newest_captured_at"
+TAG_TRAINED_AT = "trained_at"
+# The training run's tag written by the project's lineage hook; used when the version lacks
+# TAG_NEWEST_CAPTURED_AT.
+RUN_TAG_NEWEST_CAPTURED_AT = "dataset_newest_captured_at"
+# First found wins: registration's path, then the one ensemble_training's catalog entry uses.
+CHECKPOINT_ARTIFACTS = ("checkpoint/fusion_checkpoint.pt", "model/fusion_checkpoint.pt")
+MANIFEST_ARTIFACT = "data/split_manifest.parquet"
+
+
+@dataclass
+class ChampionInfo:
+    """What the retraining checks know about the champion.
+
+    Attributes:
+        model_name: Registered model name.
+        version: Champion version.
+        run_id: Training run of the version (``None`` if the version has none).
+        created_at: When the version was registered (UTC); the model's age.
+        tags: All version tags.
+        fingerprint: ``dataset_fingerprint`` of its training data, if recorded.
+        test_auc: ``gate.test_auc``, if recorded.
+        newest_captured_at: Newest ``captured_at`` of its training data (UTC), if known.
+        checkpoint: The fusion checkpoint, if the run has it.
+        training_manifest: The split manifest it was trained on, if the run has it.
+        problems: What could not be read, one sentence each.
+    """
+
+    model_name: str
+    version: str
+    run_id: str | None
+    created_at: datetime
+    tags: dict[str, str]
+    fingerprint: str | None = None
+    test_auc: float | None = None
+    newest_captured_at: datetime | None = None
+    checkpoint: dict[str, Any] | None = None
+    training_manifest: pd.DataFrame | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready facts (no checkpoint or manifest)."""
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "created_at": _iso(self.created_at),
+            "dataset_fingerprint": self.fingerprint,
+            "test_auc": self.test_auc,
+            "newest_captured_at": _iso(self.newest_captured_at),
+            "has_checkpoint": self.checkpoint is not None,
+            "n_training_images": None
+            if self.training_manifest is None
+            else int(len(self.training_manifest)),
+            "problems": list(self.problems),
+        }
+
+
+def load_champion(client: MlflowClient, model_name: str) -> ChampionInfo | None:
+    """The ``champion`` version of ``model_name`` with its training facts, or ``None``.
+
+    Args:
+        client: Client on the tracking and registry store.
+        model_name: Registered model name.
+
+    Returns:
+        ``None`` when the model is not registered or has no champion.
+    """
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            logger.info("'%s' has no %s: %s", model_name, CHAMPION_ALIAS, error.message)
+            return None
+        raise
+    tags = dict(version.tags or {})
+    info = ChampionInfo(
+        model_name=model_name,
+        version=str(version.version),
+        run_id=version.run_id or None,
+        created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC),
+        tags=tags,
+        fingerprint=tags.get(TAG_FINGERPRINT) or None,
+    )
+    where = f"champion version {info.version} of '{model_name}'"
+    info.test_auc = _finite(tags.get(TAG_TEST_AUC))
+    if info.test_auc is None:
+        info.problems.append(f"{where} has no numeric '{TAG_TEST_AUC}' version tag")
+    if info.fingerprint is None:
+        info.problems.append(f"{where} has no '{TAG_FINGERPRINT}' version tag")
+    info.newest_captured_at = _timestamp(tags.get(TAG_NEWEST_CAPTURED_AT))
+    if info.run_id is None:
+        info.problems.append(f"{where} has no training run: its training data is unknown")
+        return info
+    if info.newest_captured_at is None:
+        run_tags = _run_tags(client, info.run_id)
+        info.newest_captured_at = _timestamp(run_tags.get(RUN_TAG_NEWEST_CAPTURED_AT))
+    with tempfile.TemporaryDirectory(prefix="champion-") as folder:
+        checkpoint_path = _download_first(client, info.run_id, CHECKPOINT_ARTIFACTS, folder)
+        if checkpoint_path is None:
+            info.problems.append(
+                f"{where}: its run {info.run_id} has no artifact "
+                f"{' or '.join(CHECKPOINT_ARTIFACTS)}, so it cannot score new data"
+            )
+        else:
+            info.checkpoint = _read_checkpoint(checkpoint_path)
+        manifest_path = _download_first(client, info.run_id, (MANIFEST_ARTIFACT,), folder)
+        if manifest_path is None:
+            info.problems.append(
+                f"champion has no recorded training data: run {info.run_id} of {where} has "
+                f"no artifact {MANIFEST_ARTIFACT}"
+            )
+        else:
+            info.training_manifest = pd.read_parquet(manifest_path)
+    if info.newest_captured_at is None and info.training_manifest is not None:
+        info.newest_captured_at = newest_captured_at(info.training_manifest)
+    return info
+
+
+def newest_captured_at(manifest: pd.DataFrame) -> datetime | None:
+    """Newest ``captured_at`` of a validated manifest (UTC), or ``None`` without one."""
+    if "captured_at" not in manifest.columns or manifest.empty:
+        return None
+    times = pd.to_datetime(manifest["captured_at"], utc=True, errors="coerce", format="ISO8601")
+    times = times.dropna()
+    return None if times.empty else times.max().to_pydatetime()
+
+
+def _download_first(
+    client: MlflowClient, run_id: str, paths: tuple[str, ...], folder: str
+) -> Path | None:
+    for path in paths:
+        parent = str(Path(path).parent)
+        try:
+            listed = {a.path for a in client.list_artifacts(run_id, parent)}
+        except (MlflowException, OSError) as error:
+            logger.warning("cannot list artifacts of run %s under %s: %s", run_id, parent, error)
+            continue
+        if path in listed:
+            local = client.download_artifacts(run_id, path, folder)
+            logger.info("read %s of run %s", path, run_id)
+            return Path(local)
+    return None
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _run_tags(client: MlflowClient, run_id: str) -> dict[str, str]:
+    try:
+        return dict(client.get_run(run_id).data.tags)
+    except MlflowException:
+        return {}
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = pd.to_datetime(value, utc=True, errors="coerce")
+    return None if pd.isna(parsed) else parsed.to_pydatetime()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
