@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from deepfake_kedro.commands.models import models
+from deepfake_kedro.commands.retraining import retrain, schedule
 
 
 @click.group(name="deepfake_kedro")
@@ -22,3 +23,5 @@ def commands() -> None:
 
 
 commands.add_command(models)
+commands.add_command(retrain)
+commands.add_command(schedule)
