@@ -9,6 +9,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
+from deepfake_kedro.api.progress import ProgressHooks
 from deepfake_kedro.hooks import MlflowLineageHooks, ProblemReportHooks
 
 
@@ -19,7 +20,7 @@ def _project_root() -> str:
 
 # Parameter groups are validated by Kedro itself before any node runs: nodes annotate their
 # `params:` inputs with pydantic models (kedro.validation).
-HOOKS = (ProblemReportHooks(), MlflowLineageHooks())
+HOOKS = (ProblemReportHooks(), MlflowLineageHooks(), ProgressHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
