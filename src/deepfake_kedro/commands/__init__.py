@@ -14,6 +14,7 @@ from __future__ import annotations
 import click
 
 from deepfake_kedro.commands.api import api
+from deepfake_kedro.commands.lake import lake
 from deepfake_kedro.commands.models import models
 from deepfake_kedro.commands.retraining import retrain, schedule
 
@@ -24,6 +25,7 @@ def commands() -> None:
 
 
 commands.add_command(models)
+commands.add_command(lake)
 commands.add_command(retrain)
 commands.add_command(schedule)
 commands.add_command(api)
