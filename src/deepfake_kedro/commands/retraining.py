@@ -50,6 +50,19 @@ def _retraining_config(params: dict[str, Any]) -> Any:
         ) from err
 
 
+def _parameters(project: Path, env: str | None, runtime: dict[str, Any]) -> dict[str, Any]:
+    """The project's parameters, read without a session (no hooks, no MLflow set-up)."""
+    from kedro.framework.project import settings
+
+    loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / settings.CONF_SOURCE),
+        env=env,
+        runtime_params=runtime,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"]
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -59,6 +72,19 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
             else value
         )
     return out
+
+
+def _close_mlflow_runs() -> None:
+    """End the runs a session left active, so the next session opens its own run.
+
+    kedro-mlflow re-enters the pipeline's run before every node (``nested: true`` in
+    mlflow.yml stacks it) and ends it once, so without this the training session would log
+    into the check's run.
+    """
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
 
 
 def _describe(decision: dict[str, Any]) -> str:
@@ -99,6 +125,7 @@ def run_retraining(
                 f"{type(err).__name__}: {err}"
             ) from err
         decision = context.catalog.load(DECISION_DATASET)
+    _close_mlflow_runs()
     decision["check_seconds"] = round(time.perf_counter() - started, 2)
     decision["trained"] = False
     click.echo(_describe(decision))
@@ -116,9 +143,11 @@ def run_retraining(
         except Exception as err:
             raise click.ClickException(
                 f"the training run (kedro run, pipeline {TRAINING_PIPELINE}) failed after the "
-                f"check decided to retrain: {type(err).__name__}: {err}. The champion is "
-                "unchanged; fix the cause and run kedro retrain again"
+                f"check decided to retrain: {type(err).__name__}: {err}. Fix the cause and run "
+                "kedro retrain again (the data changed, so it retrains; or use --force)"
             ) from err
+        finally:
+            _close_mlflow_runs()
     decision["trained"] = True
     decision["train_seconds"] = round(time.perf_counter() - started, 2)
     click.echo(f"Training finished in {decision['train_seconds']} s.")
@@ -139,9 +168,8 @@ def retrain(env: str | None, params: dict[str, Any], force: bool, dry_run: bool)
 
     project = project_path()
     bootstrap_project(project)
-    with project_context(env, params) as context:
-        config = _retraining_config(context.params)
-    lock_file = project / config.lock_file
+    # The lock comes first: nothing (not even the MLflow store's creation) runs twice at once.
+    lock_file = project / _retraining_config(_parameters(project, env, params)).lock_file
     try:
         with retraining_lock(lock_file):
             run_retraining(project, env, params, force=force, dry_run=dry_run)

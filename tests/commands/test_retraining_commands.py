@@ -1,0 +1,350 @@
+"""kedro retrain end to end on tiny data with a real SQLite MLflow store, and the Airflow DAG.
+
+The tests share one copy of the project and run in order: (a)+(d) two concurrent retrains
+without a champion (one trains, the other finds the lock held), (b) nothing new (no training,
+the decision says why), (c) new data whose labels break the champion (degradation triggers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from PIL import Image, PngImagePlugin
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_PARAMETERS = """
+data_ingestion: {min_group_size: 2, num_workers: 2}
+feature_extraction:
+  backbones:
+    resnet: {arch: resnet18, image_size: 64}
+    clip: {image_size: 64}
+    spectral: {image_size: 64}
+  runtime: {batch_size: 16, num_workers: 0, progress: false}
+ensemble_training: {epochs: 6, patience: 3, batch_size: 16}
+validation:
+  bootstrap_samples: 100
+  min_group_size: 3
+  robustness: {enabled: false}
+  gate:   # tiny data and random backbones: let the model through so it becomes champion
+    validation_threshold: 0.0
+    max_mean_robustness_drop: 1.0
+    max_worst_robustness_drop: 1.0
+    max_auc_gap: 1.0
+    max_equalized_odds_difference: 1.0
+"""
+MODEL = "deepfake-detector"
+LOCKED = "another retraining holds the lock"
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
+    env.pop("KEDRO_LOGGING_CONFIG", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _client(project: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+
+
+def _decision(project: Path) -> dict:
+    return json.loads((project / "data/08_reporting/retraining_decision.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("retrain_project")
+    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
+    (path / "conf" / "local").mkdir()
+    (path / "conf" / "local" / "parameters.yml").write_text(TINY_PARAMETERS)
+    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
+    shutil.copy(ROOT / ".telemetry", path / ".telemetry")
+    shutil.copytree(ROOT / "airflow", path / "airflow", ignore=shutil.ignore_patterns("dags"))
+    (path / "src").mkdir()  # the package itself is installed (editable) in the venv
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepfake_kedro.demo",
+            "--out",
+            str(path / "data/01_raw"),
+            "--n-images",
+            "40",
+            "--image-size",
+            "64",
+            "--seed",
+            "3",
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+        env=_env(),
+    )
+    return path
+
+
+def _ensure_champion(project: Path, training_run_id: str) -> str:
+    """The champion registration made, or (until registration writes one) one registered here
+    the way registration does, from the training run's checkpoint and split manifest."""
+    from deepfake_kedro.ingestion import dataset_fingerprint
+    from deepfake_kedro.registry.operations import register_model
+
+    client = _client(project)
+    try:
+        return str(client.get_model_version_by_alias(MODEL, "champion").version)
+    except Exception:  # noqa: BLE001 - no registered model or no alias yet
+        pass
+    data = project / "data"
+    client.log_artifact(training_run_id, str(data / "06_models/fusion_checkpoint.pt"), "checkpoint")
+    client.log_artifact(training_run_id, str(data / "03_primary/split_manifest.parquet"), "data")
+    fingerprint = dataset_fingerprint(pd.read_parquet(data / "03_primary/split_manifest.parquet"))
+    test_auc = client.get_run(training_run_id).data.metrics["validation.test_auc"]
+    result = register_model(
+        client,
+        {"model_name": MODEL},
+        model_uri=f"runs:/{training_run_id}/checkpoint",
+        run_id=training_run_id,
+        verdict={"passed": True},
+        metrics={"test_auc": test_auc},
+        tags={
+            "dataset_fingerprint": fingerprint["fingerprint"],
+            "data_newest_captured_at": fingerprint["newest_captured_at"],
+        },
+    )
+    return str(result.champion)
+
+
+def _runs(project: Path, name: str) -> list:
+    client = _client(project)
+    experiment = client.get_experiment_by_name("deepfake_kedro")
+    if experiment is None:
+        return []
+    return [
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("mlflow.runName") == name
+    ]
+
+
+def test_a_d_without_champion_one_of_two_concurrent_retrains_trains(project, timings):
+    command = [sys.executable, "-m", "kedro", "retrain"]
+    started = time.perf_counter()
+    first = subprocess.Popen(
+        command,
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    second = subprocess.Popen(
+        command,
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    timings["retrain without champion (check + training), s"] = time.perf_counter() - started
+    codes = [first.returncode, second.returncode]
+    assert codes == [0, 0], outputs
+    trained = [o for o in outputs if "Training finished" in o]
+    locked = [o for o in outputs if LOCKED in o]
+    assert len(trained) == 1 and len(locked) == 1, outputs
+    assert "retrain: yes" in trained[0] and "no champion is registered" in trained[0]
+    assert "Training" not in locked[0].replace(LOCKED, "")
+    decision = _decision(project)
+    assert decision["retrain"] and decision["checks"]["champion"]["triggered"]
+    training_runs = _runs(project, "__default__")
+    assert len(training_runs) == 1
+    assert (project / "data/06_models/fusion_checkpoint.pt").is_file()
+    _ensure_champion(project, training_runs[0].info.run_id)
+
+
+def test_b_nothing_new_is_a_quick_no_op_that_says_why(project, timings):
+    started = time.perf_counter()
+    result = kedro(project, "retrain")
+    timings["no-op retrain check, s"] = time.perf_counter() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "retrain: no" in result.stdout and "Nothing to do" in result.stdout
+    decision = _decision(project)
+    assert decision["retrain"] is False
+    assert "no new labelled data" in decision["reasons"][0]
+    assert {c["triggered"] for c in decision["checks"].values()} == {False}
+    assert len(_runs(project, "__default__")) == 1  # no second training run
+    check_run = max(_runs(project, "retraining"), key=lambda r: r.info.start_time)
+    assert check_run.data.metrics["retraining.retrain"] == 0.0
+    artifacts = {
+        a.path for a in _client(project).list_artifacts(check_run.info.run_id, "retraining")
+    }
+    assert "retraining/retraining_decision.json" in artifacts
+
+
+def test_c_new_data_that_breaks_the_champion_triggers_on_degradation(project):
+    raw = project / "data/01_raw"
+    manifest = pd.read_csv(raw / "manifest.csv")
+    new = manifest.sample(20, random_state=0).copy()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("batch", "new")  # same pixels, new bytes: a new image to the champion
+    for old, row in zip(manifest.loc[new.index, "image_path"], new.index, strict=True):
+        target = "new/" + old.replace("/", "_")
+        (raw / "new").mkdir(exist_ok=True)
+        Image.open(raw / old).save(raw / target, pnginfo=info)
+        new.loc[row, "image_path"] = target
+        new.loc[row, "source_id"] = f"new-{new.loc[row, 'source_id']}"
+    new["label"] = new["label"].map({"real": "fake", "fake": "real"})  # labels break it
+    new["captured_at"] = pd.Timestamp.now(tz="UTC").isoformat()
+    pd.concat([manifest, new]).to_csv(raw / "manifest.csv", index=False)
+
+    result = kedro(project, "retrain", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "retrain: yes" in result.stdout and "--dry-run: not training" in result.stdout
+    decision = _decision(project)
+    degradation = decision["checks"]["degradation"]
+    assert degradation["triggered"] and degradation["value"] < degradation["threshold"]
+    assert any(r.startswith("degradation:") for r in decision["reasons"])
+    assert decision["checks"]["freshness"]["details"]["n_new_images"] == 20
+    assert not decision["checks"]["freshness"]["triggered"]  # the champion is minutes old
+    assert len(_runs(project, "__default__")) == 1  # dry run: no training
+
+
+def _parse_dag(path: Path) -> dict:
+    """Execute a generated DAG file against a minimal stand-in for ``airflow.sdk`` (Airflow
+    itself is too heavy to install here) and return its settings, tasks and edges."""
+    edges: set[tuple[str, str]] = set()
+    dags: dict = {}
+
+    class Task:
+        def __init__(self, task_id: str) -> None:
+            self.task_id = task_id
+            dags["tasks"].append(task_id)
+
+        def __rshift__(self, other: Task) -> Task:
+            edges.add((self.task_id, other.task_id))
+            return other
+
+    def task(task_id: str):
+        def wrap(func):
+            def call(*args):
+                made = Task(task_id)
+                for arg in args:
+                    if isinstance(arg, Task):  # a TaskFlow argument is an upstream task
+                        edges.add((arg.task_id, task_id))
+                return made
+
+            return call
+
+        return wrap
+
+    task.short_circuit = task
+
+    def dag(**settings):
+        def wrap(func):
+            def call():
+                dags.update(settings, tasks=[])
+                func()
+
+            return call
+
+        return wrap
+
+    sdk = types.ModuleType("airflow.sdk")
+    sdk.dag, sdk.task = dag, task
+    trigger = types.ModuleType("airflow.providers.standard.operators.trigger_dagrun")
+    trigger.TriggerDagRunOperator = lambda task_id, **kwargs: Task(task_id)
+    modules = {
+        "airflow": types.ModuleType("airflow"),
+        "airflow.sdk": sdk,
+        "airflow.providers.standard.operators.trigger_dagrun": trigger,
+    }
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
+    try:
+        exec(compile(path.read_text(), str(path), "exec"), {"__name__": "dag_under_test"})  # noqa: S102
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return {**dags, "edges": edges}
+
+
+def test_airflow_dags_share_one_mlflow_run_and_never_overlap(project):
+    from deepfake_kedro.pipelines.retraining import create_pipeline
+
+    result = kedro(
+        project,
+        "airflow",
+        "create",
+        "--pipelines",
+        "retraining,__default__",
+        "--group-by",
+        "memory",
+        "--jinja-file",
+        "airflow/dag_template.j2",
+        "--target-dir",
+        "airflow/dags",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    retraining = _parse_dag(project / "airflow/dags/deepfake_kedro_retraining_dag.py")
+    training = _parse_dag(project / "airflow/dags/deepfake_kedro_dag.py")
+
+    assert retraining["max_active_runs"] == 1 and training["max_active_runs"] == 1
+    assert retraining["schedule"] == "0 3 * * *" and training["schedule"] is None
+    pipeline = create_pipeline()
+    node_tasks = {n.name.replace("_", "-") for n in pipeline.nodes}
+    assert set(retraining["tasks"]) == node_tasks | {
+        "start_mlflow_run",
+        "should_retrain",
+        "trigger_training",
+    }
+    expected = {
+        (parent.name.replace("_", "-"), child.name.replace("_", "-"))
+        for child in pipeline.nodes
+        for parent in pipeline.nodes
+        if set(parent.outputs) & set(child.inputs)
+    }
+    assert expected <= retraining["edges"]
+    # Every Kedro task waits for the shared MLflow run; the trigger waits for the decision.
+    assert {("start_mlflow_run", t) for t in node_tasks} <= retraining["edges"]
+    assert {
+        ("decide-retraining-node", "should_retrain"),
+        ("should_retrain", "trigger_training"),
+    } <= retraining["edges"]
+    assert (
+        "ingestion" in " ".join(training["tasks"]) or "validate-raw-data-node" in training["tasks"]
+    )
+    source = (project / "airflow/dags/deepfake_kedro_retraining_dag.py").read_text()
+    assert 'os.environ["MLFLOW_RUN_ID"] = mlflow_run_id' in source
+
+
+@pytest.fixture(scope="module")
+def timings():
+    measured: dict[str, float] = {}
+    yield measured
+    for name, seconds in measured.items():
+        sys.stderr.write(f"\n[timing] {name}: {seconds:.1f}\n")
