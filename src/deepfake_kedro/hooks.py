@@ -97,3 +97,100 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
             _flatten(f"{prefix}.{key}", item, out)
     else:
         out[prefix] = str(value)[:6000]  # MLflow's limit on a param value
+
+
+class RegistrationHooks:
+    """Register the run's MLflow model as the registration pipeline decided.
+
+    kedro-mlflow logs the inference pipeline as the run's model in its own
+    ``after_pipeline_run``, after every node ran; this hook is ``trylast`` so it runs after
+    that, reads ``registration_request`` and calls :func:`registry.operations.register_model`
+    (new version -> ``challenger`` -> promotion if better). A failed verdict registers
+    nothing. The outcome is saved as ``registration_result`` and on the run.
+
+    If the process dies between registration and promotion, ``champion`` has not moved and
+    the new version holds ``challenger`` at most; ``kedro run --pipelines registration``
+    logs and registers the last checkpoint again without retraining.
+    """
+
+    def __init__(self) -> None:
+        self._run_id: str | None = None
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self) -> None:
+        import mlflow
+
+        run = mlflow.active_run()  # opened by kedro-mlflow, whose hook ran first
+        self._run_id = run.info.run_id if run is not None else None
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        from kedro_mlflow.pipeline.pipeline_ml import PipelineML
+
+        from deepfake_kedro.pipelines.registration.pipeline import REQUEST
+
+        if not isinstance(pipeline, PipelineML) or REQUEST not in pipeline.all_outputs():
+            return
+        if self._run_id is None:
+            logger.warning("MLflow tracking is off for this run: nothing is registered")
+            return
+        request = catalog.load(REQUEST)
+        result = register_logged_model(
+            request,
+            catalog.load("params:registry"),
+            run_id=self._run_id,
+            model_name_in_run=pipeline.log_model_kwargs.get("name", "model"),
+        )
+        catalog.save("registration_result", result)
+
+
+def register_logged_model(
+    request: dict[str, Any], registry_params: Any, *, run_id: str, model_name_in_run: str
+) -> dict[str, Any]:
+    """Register ``runs:/<run_id>/<model_name_in_run>`` per a ``registration_request``.
+
+    Returns:
+        ``registered``, ``version``, ``promoted``, ``champion``, ``reason`` and ``run_id``.
+    """
+    from mlflow import MlflowClient
+
+    from deepfake_kedro.lineage import git_commit
+    from deepfake_kedro.registry.config import RegistryConfig
+    from deepfake_kedro.registry.operations import register_model
+
+    config = (
+        registry_params
+        if isinstance(registry_params, RegistryConfig)
+        else RegistryConfig.model_validate(registry_params)
+    )
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    tags = {
+        **request.get("tags", {}),
+        "git_commit": run.data.tags.get("git_commit") or git_commit() or "unknown",
+        "validation_report": f"{run.info.artifact_uri.rstrip('/')}/validation/validation_report.html",
+        "registered_by_run_id": run_id,
+    }
+    outcome = register_model(
+        client,
+        config,
+        model_uri=f"runs:/{run_id}/{model_name_in_run}",
+        run_id=run_id,
+        verdict=request["verdict"],
+        metrics=request.get("metrics", {}),
+        tags=tags,
+        champion_baseline=request.get("champion_baseline"),
+    )
+    result = {
+        "model_name": config.model_name,
+        "registered": outcome.registered,
+        "version": outcome.version,
+        "promoted": outcome.promoted,
+        "champion": outcome.champion,
+        "reason": outcome.reason,
+        "run_id": run_id,
+    }
+    client.set_tag(run_id, "registered_version", outcome.version or "none")
+    client.log_dict(run_id, result, "registration/registration_result.json")
+    (logger.info if outcome.registered else logger.warning)("Registration: %s", outcome.reason)
+    return result

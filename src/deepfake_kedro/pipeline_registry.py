@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
+from kedro_mlflow.pipeline import pipeline_ml_factory
 
-# Pipelines that make up a full training run, in data-flow order. Pipelines that exist
-# (later issues add them) are summed into ``__default__``.
+from deepfake_kedro.inference.packaging import log_model_kwargs
+from deepfake_kedro.pipelines.inference import create_model_pipeline
+from deepfake_kedro.pipelines.inference.pipeline import INPUT_NAME
+
+# Pipelines that make up a full training run, in data-flow order.
 TRAINING_PIPELINES = (
     "data_ingestion",
     "feature_extraction",
@@ -19,16 +23,37 @@ TRAINING_PIPELINES = (
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
-    ``__default__`` is the training pipeline end to end. The sum starts from an empty
-    ``Pipeline`` because kedro-mlflow's ``PipelineML`` does not support ``sum`` from ``0``.
+    - ``__default__``: the training pipeline end to end, bound with kedro-mlflow's
+      ``pipeline_ml_factory`` to the inference pipeline: at the end of the run the inference
+      pipeline (with the run's checkpoint and operating threshold) is logged as the run's
+      MLflow model, which the registration hook then registers if validation passed.
+    - ``registration``: the same binding on its own, to (re-)register the last trained model
+      without retraining (``kedro run --pipelines registration``).
+    - ``inference``: batch scoring with a registered version; ``inference_model``: the
+      pipeline inside the registered model (Kedro-Viz shows it; it also runs locally on the
+      last checkpoint).
 
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
+    # Kedro 1.7 imports only the pipelines a `kedro run --pipelines ...` asks for.
     pipelines = find_pipelines(raise_errors=True)
-    default = Pipeline([])
-    for name in TRAINING_PIPELINES:
-        if name in pipelines:
-            default += pipelines[name]
-    pipelines["__default__"] = default
+    model = create_model_pipeline()
+    pipelines["inference_model"] = model
+    if all(name in pipelines for name in TRAINING_PIPELINES):
+        training = Pipeline([])  # kedro-mlflow's PipelineML does not support sum() from 0
+        for name in TRAINING_PIPELINES:
+            training += pipelines[name]
+        pipelines["__default__"] = _bind(training, model)
+    if "registration" in pipelines:
+        pipelines["registration"] = _bind(pipelines["registration"], model)
     return pipelines
+
+
+def _bind(training: Pipeline, inference: Pipeline) -> Pipeline:
+    return pipeline_ml_factory(
+        training=training,
+        inference=inference,
+        input_name=INPUT_NAME,
+        log_model_kwargs=log_model_kwargs(),
+    )

@@ -10,7 +10,7 @@ from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
 from deepfake_kedro.api.progress import ProgressHooks
-from deepfake_kedro.hooks import MlflowLineageHooks, ProblemReportHooks
+from deepfake_kedro.hooks import MlflowLineageHooks, ProblemReportHooks, RegistrationHooks
 
 
 def _project_root() -> str:
@@ -20,7 +20,7 @@ def _project_root() -> str:
 
 # Parameter groups are validated by Kedro itself before any node runs: nodes annotate their
 # `params:` inputs with pydantic models (kedro.validation).
-HOOKS = (ProblemReportHooks(), MlflowLineageHooks(), ProgressHooks())
+HOOKS = (ProblemReportHooks(), MlflowLineageHooks(), RegistrationHooks(), ProgressHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

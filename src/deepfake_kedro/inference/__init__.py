@@ -1,5 +1,23 @@
-"""Scoring raw images with a trained model: backbones + fusion head, as in training."""
+"""Scoring images with a trained detector: the code the registered MLflow model runs."""
 
+from deepfake_kedro.inference.config import InferenceConfig
 from deepfake_kedro.inference.detector import Detector
+from deepfake_kedro.inference.images import ImageBatch, InlineImageStore, read_image_table
+from deepfake_kedro.inference.scoring import (
+    PREDICTION_COLUMNS,
+    detector_for,
+    operating_threshold,
+    score_batch,
+)
 
-__all__ = ["Detector"]
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "Detector",
+    "ImageBatch",
+    "InferenceConfig",
+    "InlineImageStore",
+    "detector_for",
+    "operating_threshold",
+    "read_image_table",
+    "score_batch",
+]

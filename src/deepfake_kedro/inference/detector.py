@@ -28,6 +28,8 @@ class Detector:
     Args:
         checkpoint: The ``fusion_checkpoint`` written by ``ensemble_training`` (it holds the
             backbone configs and identities next to the head's weights).
+        extractors: Backbones already built for this checkpoint's configs (reused when each
+            one's identity matches, so a server does not rebuild them per request).
 
     Raises:
         ValueError: if the checkpoint predates backbone configs, or a backbone rebuilt from
@@ -35,7 +37,9 @@ class Detector:
             file changed).
     """
 
-    def __init__(self, checkpoint: Mapping[str, Any]) -> None:
+    def __init__(
+        self, checkpoint: Mapping[str, Any], extractors: Mapping[str, Any] | None = None
+    ) -> None:
         configs = checkpoint.get("backbone_configs")
         if not configs:
             raise ValueError(
@@ -45,8 +49,10 @@ class Detector:
         self.branches: list[str] = list(checkpoint["config"]["branches"])
         self.extractors = {}
         for branch in self.branches:
-            extractor = build_extractor(configs[branch], param_key=f"backbone_configs.{branch}")
             expected = checkpoint["backbones"][branch]
+            extractor = (extractors or {}).get(branch)
+            if extractor is None or canonical_json(extractor.identity()) != canonical_json(expected):
+                extractor = build_extractor(configs[branch], param_key=f"backbone_configs.{branch}")
             if canonical_json(extractor.identity()) != canonical_json(expected):
                 raise ValueError(
                     f"backbone {branch!r} rebuilt from the checkpoint differs from the one the "

@@ -96,6 +96,7 @@ def register_model(
     verdict: Mapping[str, Any],
     metrics: Mapping[str, float],
     tags: Mapping[str, Any],
+    champion_baseline: Mapping[str, Any] | None = None,
 ) -> RegistrationResult:
     """Register a validated model as a new version, alias it ``challenger``, maybe promote it.
 
@@ -111,6 +112,8 @@ def register_model(
             ``config.promotion_metric`` for auto-promotion over an existing champion.
         tags: Lineage tags for the version (``dataset_fingerprint``, ``git_commit``,
             ``backbones``, ``weights``, ``validation_report`` ...); values become strings.
+        champion_baseline: The current champion re-scored on this run's test data (see
+            :func:`promote_if_better`); lets a model trained on new data be compared fairly.
 
     Returns:
         The outcome. A failed verdict registers nothing and says why (logged at WARNING).
@@ -135,13 +138,16 @@ def register_model(
     version = _create_or_reuse_version(client, config, model_uri, run_id, version_tags)
     client.set_registered_model_alias(name, CHALLENGER, version)
     logger.info("Version %s of '%s' registered and aliased '%s'", version, name, CHALLENGER)
-    promoted, reason = promote_if_better(client, config, version)
+    promoted, reason = promote_if_better(client, config, version, champion_baseline)
     champion = _aliases(client, name).get(CHAMPION)
     return RegistrationResult(True, version, promoted, reason, champion)
 
 
 def promote_if_better(
-    client: MlflowClient | None, config: RegistryConfig | Mapping[str, Any], version: str
+    client: MlflowClient | None,
+    config: RegistryConfig | Mapping[str, Any],
+    version: str,
+    champion_baseline: Mapping[str, Any] | None = None,
 ) -> tuple[bool, str]:
     """Make ``version`` champion if there is none or it beats the champion by the margin.
 
@@ -149,10 +155,16 @@ def promote_if_better(
     ``dataset_fingerprint`` tags match (unless ``allow_different_test_data``). A version
     without ``validation_passed=true`` is never auto-promoted.
 
+    When data has changed since the champion was validated, its tags were measured on other
+    test data; ``champion_baseline`` then carries the champion re-scored on the candidate's
+    test data: ``{"version", "dataset_fingerprint", "metrics": {<metric>: value}}``. It is
+    used only if it is about the current champion and the candidate's fingerprint.
+
     Args:
         client: MLflow client; ``None`` creates one on the active tracking URI.
         config: Registry settings.
         version: The candidate version.
+        champion_baseline: Optional re-scored champion metrics, as above.
 
     Returns:
         ``(promoted, reason)``.
@@ -179,7 +191,7 @@ def promote_if_better(
         return True, reason
 
     champion = _get_version(client, name, champion_version)
-    better, why, level = _compare(candidate, champion, config)
+    better, why, level = _compare(candidate, champion, config, champion_baseline)
     if not better:
         reason = f"version {version} is not promoted, {CHAMPION} stays {champion_version}: {why}"
         logger.log(level, reason)
@@ -651,10 +663,26 @@ def _wait_until_ready(client: MlflowClient, name: str, version: str, timeout_s: 
 
 
 def _compare(
-    candidate: ModelVersion, champion: ModelVersion, config: RegistryConfig
+    candidate: ModelVersion,
+    champion: ModelVersion,
+    config: RegistryConfig,
+    baseline: Mapping[str, Any] | None = None,
 ) -> tuple[bool, str, int]:
     """``(better, why, log level)`` for the challenger-vs-champion rule."""
     new_fp, old_fp = candidate.tags.get(TAG_FINGERPRINT), champion.tags.get(TAG_FINGERPRINT)
+    metric = config.promotion_metric
+    if (
+        baseline
+        and str(baseline.get("version")) == str(champion.version)
+        and new_fp is not None
+        and baseline.get(TAG_FINGERPRINT) == new_fp
+    ):
+        old = _as_float((baseline.get("metrics") or {}).get(metric))
+        new = _as_float(candidate.tags.get(f"{GATE_PREFIX}{metric}"))
+        if new is not None and old is not None:
+            return _by_margin(
+                new, old, champion.version, config, "champion re-scored on the same test data"
+            )
     if not config.allow_different_test_data and (new_fp is None or new_fp != old_fp):
         return (
             False,
@@ -664,7 +692,6 @@ def _compare(
             "or deploy it explicitly",
             logging.WARNING,
         )
-    metric = config.promotion_metric
     key = f"{GATE_PREFIX}{metric}"
     new, old = _as_float(candidate.tags.get(key)), _as_float(champion.tags.get(key))
     if new is None or old is None:
@@ -674,10 +701,18 @@ def _compare(
             f"{which} has no finite {key} tag to compare; deploy explicitly if intended",
             logging.WARNING,
         )
+    return _by_margin(new, old, champion.version, config, "")
+
+
+def _by_margin(
+    new: float, old: float, champion_version: str, config: RegistryConfig, note: str
+) -> tuple[bool, str, int]:
+    metric = config.promotion_metric
     gain = new - old if config.greater_is_better else old - new
     shown = (
-        f"{metric} {new:.4f} vs champion {champion.version}'s {old:.4f}, "
-        f"gain {gain:+.4f}, margin {config.promotion_margin:g}"
+        f"{metric} {new:.4f} vs champion {champion_version}'s {old:.4f}"
+        + (f" ({note})" if note else "")
+        + f", gain {gain:+.4f}, margin {config.promotion_margin:g}"
     )
     if gain >= config.promotion_margin - _TOLERANCE:
         return True, shown, logging.INFO

@@ -226,10 +226,13 @@ def report_validation(  # noqa: PLR0913
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
     }
-    return results, render_validation_report(results), _mlflow_metrics(results)
+    return results, render_validation_report(results), validation_metric_values(results)
 
 
-def _mlflow_metrics(results: dict[str, Any]) -> dict[str, Any]:
+def validation_metric_values(results: dict[str, Any]) -> dict[str, Any]:
+    """The gate's numbers as MLflow metrics: ``test_<metric>``, ``robustness_*``,
+    ``fairness_*`` and ``gate_passed`` (``{name: {"value", "step"}}``); registration tags
+    the version with the same names."""
     values: dict[str, float] = {
         f"test_{k}": v for k, v in results["metrics"].items() if isinstance(v, int | float)
     }

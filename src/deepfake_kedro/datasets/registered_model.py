@@ -1,0 +1,169 @@
+"""A read-only dataset that loads a registered detector version from the MLflow registry."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RegisteredDetector:
+    """A loaded MLflow pyfunc model and which registered version it is."""
+
+    model: Any
+    name: str
+    version: str
+    model_uri: str
+    run_id: str | None
+    aliases: tuple[str, ...] = ()
+
+
+class RegisteredModelDataset(AbstractDataset[None, RegisteredDetector]):
+    """Load ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` as a pyfunc model.
+
+    The tracking and registry URIs are the ones kedro-mlflow set from ``mlflow.yml``.
+
+    Catalog entry::
+
+        registered_detector:
+          type: deepfake_kedro.datasets.RegisteredModelDataset
+          model_uri: ${runtime_params:model_uri,'models:/deepfake-detector@champion'}
+
+    Args:
+        model_uri: A registry URI with an alias or a version number.
+        metadata: Free-form metadata.
+    """
+
+    def __init__(self, *, model_uri: str, metadata: dict[str, Any] | None = None) -> None:
+        self._model_uri = str(model_uri)
+        self.metadata = metadata
+        self._name, self._alias, self._version = parse_registry_uri(self._model_uri)
+
+    def load(self) -> RegisteredDetector:
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient()
+        try:
+            if self._alias is not None:
+                mv = client.get_model_version_by_alias(self._name, self._alias)
+            else:
+                mv = client.get_model_version(self._name, self._version)
+        except MlflowException as exc:
+            what = f"alias '{self._alias}'" if self._alias else f"version {self._version}"
+            raise DatasetError(
+                f"no {what} of registered model '{self._name}' in the registry at "
+                f"{mlflow.get_registry_uri()} ({exc.message if hasattr(exc, 'message') else exc}). "
+                "Train and register one with `kedro run`, deploy a version with "
+                "`kedro models deploy <version>`, or pick another with "
+                "--params model_uri=models:/<name>/<version>; `kedro models list` shows them"
+            ) from exc
+        uri = f"models:/{self._name}/{mv.version}"
+        logger.info("Loading %s (%s) ...", uri, self._model_uri)
+        model = mlflow.pyfunc.load_model(uri)
+        return RegisteredDetector(
+            model=model,
+            name=self._name,
+            version=str(mv.version),
+            model_uri=uri,
+            run_id=mv.run_id,
+            aliases=tuple(getattr(mv, "aliases", ()) or ()),
+        )
+
+    def save(self, data: Any) -> None:
+        raise DatasetError(
+            f"RegisteredModelDataset({self._model_uri!r}) is read-only: versions are created "
+            "by the registration pipeline"
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {"model_uri": self._model_uri}
+
+
+def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``(name, alias, version)`` of ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.
+
+    Raises:
+        ValueError: for anything else, saying which forms are accepted.
+    """
+    body = uri.removeprefix("models:/") if uri.startswith("models:/") else None
+    if body:
+        if "@" in body and "/" not in body:
+            name, _, alias = body.partition("@")
+            if name and alias:
+                return name, alias, None
+        name, _, version = body.rpartition("/")
+        if name and version.isdigit():
+            return name, None, version
+    raise ValueError(
+        f"model_uri {uri!r} is not a registered model URI: use models:/<name>@<alias> "
+        "(e.g. models:/deepfake-detector@champion) or models:/<name>/<version>"
+    )
+
+
+class ChampionCheckpointDataset(AbstractDataset[None, dict | None]):
+    """The fusion checkpoint inside a registered version (default: the champion), or ``None``.
+
+    ``None`` when the model or the alias does not exist yet (the first registration), so the
+    registration pipeline can tell "no champion" from an error. The checkpoint gets a
+    ``registry_version`` key naming the version it came from.
+
+    Args:
+        model_uri: ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.
+        metadata: Free-form metadata.
+    """
+
+    def __init__(self, *, model_uri: str, metadata: dict[str, Any] | None = None) -> None:
+        self._model_uri = str(model_uri)
+        self.metadata = metadata
+        self._name, self._alias, self._version = parse_registry_uri(self._model_uri)
+
+    def load(self) -> dict | None:
+        import tempfile
+        from pathlib import Path
+
+        import mlflow
+        import torch
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient()
+        try:
+            if self._alias is not None:
+                mv = client.get_model_version_by_alias(self._name, self._alias)
+            else:
+                mv = client.get_model_version(self._name, self._version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                logger.info("No %s in the registry yet", self._model_uri)
+                return None
+            raise
+        with tempfile.TemporaryDirectory() as tmp:
+            # Only the pipeline's artifacts (checkpoint, threshold, params), not the code.
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{self._name}/{mv.version}/artifacts", dst_path=tmp
+                )
+            )
+            found = sorted(local.glob("fusion_checkpoint*"))
+            if not found:
+                raise DatasetError(
+                    f"version {mv.version} of '{self._name}' has no fusion checkpoint among its "
+                    f"artifacts ({', '.join(p.name for p in local.glob('*')) or 'none'}); "
+                    "it was not registered by this project's registration pipeline"
+                )
+            checkpoint = torch.load(found[0], map_location="cpu", weights_only=True)
+        checkpoint["registry_version"] = str(mv.version)
+        return checkpoint
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("ChampionCheckpointDataset is read-only")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"model_uri": self._model_uri}

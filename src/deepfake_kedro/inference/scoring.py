@@ -1,0 +1,115 @@
+"""Score a table of images with a detector: fake probability and the decision at a threshold."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepfake_kedro.features.cache import canonical_json
+from deepfake_kedro.inference.config import InferenceConfig
+from deepfake_kedro.inference.detector import Detector
+from deepfake_kedro.inference.images import ID_COLUMN, ImageBatch
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = (
+    ID_COLUMN,
+    "image_path",
+    "fake_probability",
+    "is_fake",
+    "prediction",
+    "threshold",
+    "content_hash",
+    "error",
+)
+
+# A served model scores many requests with one checkpoint (kedro-mlflow hands each predict
+# call a fresh copy of it): build the backbones, the slow part, once per backbone set.
+_BACKBONES: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_BACKBONES_LOCK = threading.Lock()
+_MAX_BACKBONE_SETS = 2
+
+
+def detector_for(checkpoint: Mapping[str, Any]) -> Detector:
+    """A :class:`Detector` for the checkpoint, reusing backbones built for an equal one."""
+    key = canonical_json(
+        {"configs": checkpoint.get("backbone_configs"), "identities": checkpoint.get("backbones")}
+    )
+    with _BACKBONES_LOCK:
+        extractors = _BACKBONES.get(key)
+        if extractors is not None:
+            _BACKBONES.move_to_end(key)
+        detector = Detector(checkpoint, extractors=extractors)
+        _BACKBONES[key] = detector.extractors
+        while len(_BACKBONES) > _MAX_BACKBONE_SETS:
+            _BACKBONES.popitem(last=False)
+        return detector
+
+
+def operating_threshold(validation_results: Mapping[str, Any], config: InferenceConfig) -> float:
+    """The decision threshold: the configured override, else the one validation chose."""
+    if config.threshold is not None:
+        return float(config.threshold)
+    threshold = validation_results.get("threshold") if validation_results else None
+    if threshold is None:
+        raise ValueError(
+            "the validation results hold no operating threshold: run the validation pipeline "
+            "for this checkpoint, or set inference.threshold"
+        )
+    return float(threshold)
+
+
+def score_batch(
+    batch: ImageBatch, detector: Detector, threshold: float, config: InferenceConfig
+) -> pd.DataFrame:
+    """Fake probability and decision per row, in input order.
+
+    Returns:
+        Columns :data:`PREDICTION_COLUMNS`. Unreadable rows have ``error`` set, no
+        probability and ``prediction`` ``"error"``.
+
+    Raises:
+        ValueError: if ``on_unreadable`` is ``fail`` and some image cannot be used.
+    """
+    table = batch.table
+    failed = table[table["error"].notna()]
+    if len(failed) and config.on_unreadable == "fail":
+        listed = "; ".join(
+            f"{row[ID_COLUMN]} ({row['image_path'] or 'image_bytes'}): {row['error']}"
+            for _, row in failed.head(20).iterrows()
+        )
+        raise ValueError(
+            f"{len(failed)} of {len(table)} images cannot be scored: {listed}. Fix or drop "
+            "them, or set inference.on_unreadable=flag to score the rest"
+        )
+    if len(failed):
+        logger.warning("%d of %d images cannot be scored (see the 'error' column)", len(failed), len(table))
+
+    probability = pd.Series(np.nan, index=table.index, dtype="float64")
+    readable = batch.readable
+    if len(readable):
+        probability.loc[readable.index] = detector.score(readable, batch.store, config.runtime)
+    scored = probability.notna()
+    is_fake = pd.Series(pd.NA, index=table.index, dtype="boolean")
+    is_fake[scored] = probability[scored] >= threshold
+    prediction = pd.Series("error", index=table.index, dtype="object")
+    prediction[scored] = np.where(probability[scored] >= threshold, "fake", "real")
+    return pd.DataFrame(
+        {
+            ID_COLUMN: table[ID_COLUMN],
+            "image_path": table["image_path"],
+            "fake_probability": probability,
+            "is_fake": is_fake,
+            "prediction": prediction,
+            "threshold": float(threshold),
+            "content_hash": table["content_hash"],
+            "error": table["error"],
+        },
+        index=table.index,
+    ).reset_index(drop=True)
