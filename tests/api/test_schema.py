@@ -6,8 +6,6 @@ with one registered version, with an operator token, so every endpoint is reacha
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings

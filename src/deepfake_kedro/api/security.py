@@ -18,6 +18,7 @@ from deepfake_kedro.api.config import ENV_TOKENS, Role
 LOOPBACK_HOST = "127.0.0.1"
 
 _bearer = HTTPBearer(auto_error=False, description="Token of role read, trainer or operator")
+_BEARER = Depends(_bearer)
 
 
 class DatasetPathError(ValueError):
@@ -131,7 +132,7 @@ def require_role(role: Role) -> Callable[..., Role | None]:
 
     def dependency(
         request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+        credentials: HTTPAuthorizationCredentials | None = _BEARER,
     ) -> Role | None:
         token_roles: dict[str, Role] = request.app.state.token_roles
         if not token_roles:

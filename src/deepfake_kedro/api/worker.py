@@ -256,7 +256,7 @@ class Worker:
             except subprocess.TimeoutExpired:
                 pass
             values = _progress_values(_read_progress(progress_file))
-            still_running = self._guard(lambda: self.store.update_running(job_id, **values))
+            still_running = self._guard(lambda v=values: self.store.update_running(job_id, **v))
             cancel = still_running is False or bool(
                 (self._guard(lambda: self.store.get(job_id)) or {}).get("cancel_requested")
             )
