@@ -64,11 +64,12 @@ class ImageTableDataset(HandleDataset[pd.DataFrame]):
                 self._absolute(fs, base, value) for value in table["image_path"].tolist()
             ]
         if "image_id" not in table.columns:
-            source = table["image_path"] if "image_path" in table.columns else None
+            # The path where there is one, else the row's position (rows of inline bytes).
+            paths = table["image_path"] if "image_path" in table.columns else [None] * len(table)
             table.insert(
                 0,
                 "image_id",
-                [str(v) for v in source] if source is not None else [str(i) for i in range(len(table))],
+                [p if isinstance(p, str) and p.strip() else str(i) for i, p in enumerate(paths)],
             )
         return table
 

@@ -150,7 +150,7 @@ def read_image_table(
 
 
 def _missing(value: Any) -> bool:
-    if value is None:
+    if value is None or value is pd.NA:  # pd.NA: nullable dtypes, e.g. after convert_dtypes()
         return True
     if isinstance(value, float) and value != value:  # NaN
         return True

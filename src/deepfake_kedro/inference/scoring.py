@@ -80,9 +80,12 @@ def score_batch(
     table = batch.table
     failed = table[table["error"].notna()]
     if len(failed) and config.on_unreadable == "fail":
+        head = failed.head(20)
+        # image_path is missing (None or NaN, by pandas version) for inline bytes
+        sources = head["image_path"].fillna("image_bytes")
         listed = "; ".join(
-            f"{row[ID_COLUMN]} ({row['image_path'] or 'image_bytes'}): {row['error']}"
-            for _, row in failed.head(20).iterrows()
+            f"{image_id} ({source}): {error}"
+            for image_id, source, error in zip(head[ID_COLUMN], sources, head["error"], strict=True)
         )
         raise ValueError(
             f"{len(failed)} of {len(table)} images cannot be scored: {listed}. Fix or drop "
