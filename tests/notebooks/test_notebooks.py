@@ -1,0 +1,153 @@
+"""The notebooks in notebooks/ run headless, top to bottom, on a tiny project (so they never rot).
+
+A copy of the project's configuration (as in tests/test_run.py) with tiny data and backbones, and
+a gate that any model passes, so that `kedro run` registers a champion. Before there is data, a
+training run or a champion, each notebook must stop at its prerequisite cell with the command
+that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+TINY_PARAMETERS = """
+demo_data: {n_images: 40, image_size: 64, seed: 3}
+data_ingestion: {min_group_size: 2, num_workers: 2}
+feature_extraction:
+  backbones:
+    resnet: {arch: resnet18, image_size: 64}
+    clip: {image_size: 64}
+    spectral: {image_size: 64}
+  runtime: {batch_size: 16, num_workers: 0, progress: false}
+ensemble_training: {epochs: 6, patience: 3, batch_size: 16}
+validation:
+  bootstrap_samples: 200
+  min_group_size: 3
+  robustness: {enabled: false}
+  gate:
+    validation_threshold: 0.0
+    max_mean_robustness_drop: 1.0
+    max_worst_robustness_drop: 1.0
+    max_auc_gap: 1.0
+    max_equalized_odds_difference: 1.0
+"""
+pytestmark = pytest.mark.slow
+
+
+def environment() -> dict[str, str]:
+    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
+    env.pop("MPLBACKEND", None)  # the kernel's inline backend puts the figures in the outputs
+    env.pop("KEDRO_LOGGING_CONFIG", None)  # relative to the repository, not the copy
+    return env
+
+
+def kedro(project: Path, *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        cwd=project, env=environment(), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"kedro {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+
+
+def execute(project: Path, name: str) -> nbformat.NotebookNode:
+    """Run a notebook as `kedro jupyter lab` would: kernel in the project's notebooks/ folder."""
+    notebook = nbformat.read(project / "notebooks" / name, as_version=4)
+    # "python3" resolves to this interpreter (the venv's) in jupyter_client.
+    client = NotebookClient(notebook, kernel_name="python3", timeout=300,
+                            resources={"metadata": {"path": str(project / "notebooks")}})
+    client.execute(env=environment())
+    return notebook
+
+
+def prerequisite_error(project: Path, name: str) -> str:
+    with pytest.raises(CellExecutionError) as error:
+        execute(project, name)
+    assert error.value.ename == "MissingPrerequisite", error.value
+    return error.value.evalue
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """An empty copy of the project: configuration, notebooks, no data, no MLflow store."""
+    path = tmp_path_factory.mktemp("notebook_project")
+    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
+    (path / "conf" / "local").mkdir()
+    (path / "conf" / "local" / "parameters.yml").write_text(TINY_PARAMETERS)
+    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
+    shutil.copy(ROOT / ".telemetry", path / ".telemetry")
+    (path / "src").mkdir()  # the package itself is installed (editable) in the venv
+    (path / "notebooks").mkdir()
+    for notebook in NOTEBOOKS:
+        shutil.copy(notebook, path / "notebooks" / notebook.name)
+    return path
+
+
+def test_notebooks_are_committed_without_outputs():
+    assert [n.name for n in NOTEBOOKS] == [
+        "01_explore_data.ipynb", "02_training_run_and_validation.ipynb",
+        "03_score_your_images.ipynb",
+    ]
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        nbformat.validate(notebook)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert code[0].source.strip() == "%load_ext kedro.ipython"
+        assert all(not c.outputs and c.execution_count is None for c in code), path.name
+
+
+def test_each_notebook_names_its_missing_prerequisite(project):
+    # The order matters: each step creates the previous notebook's prerequisite.
+    assert "kedro run --pipelines demo_data" in prerequisite_error(project, NOTEBOOKS[0].name)
+    kedro(project, "run", "--pipelines", "demo_data")  # data, and an MLflow run that trained nothing
+    assert "`kedro run`" in prerequisite_error(project, NOTEBOOKS[1].name)
+    message = prerequisite_error(project, NOTEBOOKS[2].name)
+    assert "No champion" in message and "`kedro run`" in message
+
+
+def test_notebooks_run_end_to_end_on_a_trained_project(project):
+    if not (project / "data" / "01_raw" / "manifest.csv").is_file():
+        kedro(project, "run", "--pipelines", "demo_data")
+    kedro(project, "run")  # trains, validates (gate relaxed) and registers the champion
+
+    explore = execute(project, NOTEBOOKS[0].name)
+    assert "40 images" in _text(explore)
+    assert _images(explore) >= 2  # the sample grid and one source's family
+
+    run = execute(project, NOTEBOOKS[1].name)
+    text = _text(run)
+    assert "gate PASSED" in text and "deepfake-detector version 1" in text
+    assert "champion" in text
+    assert "validation_report" in text or "<iframe srcdoc=" in _html(run)
+
+    score = execute(project, NOTEBOOKS[2].name)
+    assert "champion: deepfake-detector version 1" in _text(score)
+    assert "fake_probability" in _html(score)
+    assert _images(score) >= 1  # thumbnails
+
+
+def _outputs(notebook):
+    for cell in notebook.cells:
+        yield from cell.get("outputs", [])
+
+
+def _text(notebook) -> str:
+    return "".join(o.get("text", "") for o in _outputs(notebook) if o.output_type == "stream")
+
+
+def _html(notebook) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in _outputs(notebook))
+
+
+def _images(notebook) -> int:
+    return sum("image/png" in o.get("data", {}) for o in _outputs(notebook))
