@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 # No telemetry, no network from kedro; the project's logging config.
 export DO_NOT_TRACK := 1
 export KEDRO_DISABLE_TELEMETRY := 1
-export KEDRO_LOGGING_CONFIG := conf/logging.yml
+export KEDRO_LOGGING_CONFIG := $(CURDIR)/conf/logging.yml
 
 .PHONY: help install demo-data run test lint bench lock clean-data
 

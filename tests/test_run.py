@@ -7,18 +7,14 @@ kedro-mlflow and a SQLite tracking store.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from kedro_project import kedro, make_project
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
 # conf/local of the copied project: tiny data and backbones. Only the keys below change: the
 # project soft-merges parameters, so the rest comes from conf/base.
 TINY_PARAMETERS = """
@@ -39,30 +35,10 @@ validation:
 pytestmark = pytest.mark.slow
 
 
-def kedro(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
-    env.pop("KEDRO_LOGGING_CONFIG", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"kedro {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A copy of the project's configuration with empty data layers and demo data in 01_raw."""
-    path = tmp_path_factory.mktemp("project")
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "local").mkdir()
-    (path / "conf" / "local" / "parameters.yml").write_text(TINY_PARAMETERS)
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    (path / "src").mkdir()  # the package itself is installed (editable) in the venv
-    shutil.copy(ROOT / ".telemetry", path / ".telemetry")
-    for layer in ("01_raw", "02_intermediate", "03_primary", "08_reporting"):
-        (path / "data" / layer).mkdir(parents=True)
+    path = make_project(tmp_path_factory.mktemp("project"), TINY_PARAMETERS)
     kedro(path, "run", "--pipelines", "demo_data")
     return path
 
@@ -150,9 +126,9 @@ def test_default_pipeline_trains_and_tracks_the_ensemble(project):
     assert run.data.params["ensemble_training.fusion.mode"] == "projection"
     history = client.get_metric_history(run.info.run_id, "training.val_auc")
     assert len(history) >= 2 and [m.step for m in history] == sorted(m.step for m in history)
-    artifacts = {a.path for folder in ("model", "training", "feature_extraction")
+    artifacts = {a.path for folder in ("checkpoint", "training", "feature_extraction")
                  for a in client.list_artifacts(run.info.run_id, folder)}
-    assert {"model/fusion_checkpoint.pt", "training/training_curves.png",
+    assert {"checkpoint/fusion_checkpoint.pt", "training/training_curves.png",
             "feature_extraction/resnet.json"} <= artifacts
 
     # Validation ran in the same run: verdict, report and metrics next to the training's.
@@ -167,6 +143,15 @@ def test_default_pipeline_trains_and_tracks_the_ensemble(project):
     results = json.loads((project / "data/08_reporting/validation_results.json").read_text())
     assert results["lineage"]["training_run_id"] == run.info.run_id
     assert len(results["robustness"]["table"]) == 19  # 6 perturbations at their severities
+
+    # Registration followed the verdict (the default 0.95 gate); a failed one registers nothing.
+    registration = json.loads(
+        (project / "data/08_reporting/registration/registration_result.json").read_text()
+    )
+    assert registration["registered"] == verdict["passed"]
+    if not verdict["passed"]:
+        assert "no version of 'deepfake-detector' was registered" in registration["reason"]
+        assert client.search_model_versions("name='deepfake-detector'") == []
 
     # A second run extracts nothing: every image is in the feature cache.
     kedro(project, "run", "--pipelines", "feature_extraction")

@@ -144,6 +144,70 @@ class RegistrationHooks:
         catalog.save("registration_result", result)
 
 
+class RevalidationHooks:
+    """Record on a registered version the outcome of validating it again.
+
+    ``kedro run --pipelines validation --params model_uri=models:/<name>/<version>``
+    validates a registered version on the current data; afterwards this hook tags that
+    version with ``last_validation_passed``, ``last_validation_at``, ``last_validation_run_id``
+    and ``last_validation_summary``. It never moves an alias.
+    """
+
+    def __init__(self) -> None:
+        self._run_id: str | None = None
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        import mlflow
+
+        run = mlflow.active_run()
+        self._run_id = run.info.run_id if run is not None else None
+        uri = _runtime_model_uri(run_params)
+        if run is not None and uri:
+            mlflow.set_tag("validated_model_uri", uri)
+
+    @hook_impl
+    def after_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Any, catalog: Any
+    ) -> None:
+        uri = _runtime_model_uri(run_params)
+        if not uri or "validation_verdict" not in pipeline.all_outputs():
+            return
+        from datetime import UTC, datetime
+
+        from mlflow import MlflowClient
+
+        from deepfake_kedro.datasets.registered_model import parse_registry_uri
+
+        verdict = catalog.load("validation_verdict")
+        checkpoint = catalog.load("fusion_checkpoint")
+        name, _, _ = parse_registry_uri(uri)
+        version = checkpoint.get("registry_version")
+        if not version:
+            return
+        client = MlflowClient()
+        tags = {
+            "last_validation_passed": str(bool(verdict.get("passed"))).lower(),
+            "last_validation_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "last_validation_run_id": self._run_id or "untracked",
+            "last_validation_summary": str(verdict.get("summary") or "")[:5000],
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        logger.info(
+            "Validation of version %s of '%s': %s (tagged on the version)",
+            version,
+            name,
+            "passed" if verdict.get("passed") else "FAILED",
+        )
+
+
+def _runtime_model_uri(run_params: dict[str, Any]) -> str | None:
+    """The ``model_uri`` runtime parameter (``--params model_uri=...``) of a run, if any."""
+    value = (run_params.get("runtime_params") or {}).get("model_uri")
+    return (str(value).strip() or None) if value else None
+
+
 def register_logged_model(
     request: dict[str, Any], registry_params: Any, *, run_id: str, model_name_in_run: str
 ) -> dict[str, Any]:

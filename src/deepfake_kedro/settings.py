@@ -10,7 +10,12 @@ from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
 from deepfake_kedro.api.progress import ProgressHooks
-from deepfake_kedro.hooks import MlflowLineageHooks, ProblemReportHooks, RegistrationHooks
+from deepfake_kedro.hooks import (
+    MlflowLineageHooks,
+    ProblemReportHooks,
+    RegistrationHooks,
+    RevalidationHooks,
+)
 
 
 def _project_root() -> str:
@@ -20,7 +25,13 @@ def _project_root() -> str:
 
 # Parameter groups are validated by Kedro itself before any node runs: nodes annotate their
 # `params:` inputs with pydantic models (kedro.validation).
-HOOKS = (ProblemReportHooks(), MlflowLineageHooks(), RegistrationHooks(), ProgressHooks())
+HOOKS = (
+    ProblemReportHooks(),
+    MlflowLineageHooks(),
+    RegistrationHooks(),
+    RevalidationHooks(),
+    ProgressHooks(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -125,45 +125,69 @@ class ChampionCheckpointDataset(AbstractDataset[None, dict | None]):
         self._name, self._alias, self._version = parse_registry_uri(self._model_uri)
 
     def load(self) -> dict | None:
-        import tempfile
-        from pathlib import Path
-
-        import mlflow
-        import torch
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        client = MlflowClient()
-        try:
-            if self._alias is not None:
-                mv = client.get_model_version_by_alias(self._name, self._alias)
-            else:
-                mv = client.get_model_version(self._name, self._version)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                logger.info("No %s in the registry yet", self._model_uri)
-                return None
-            raise
-        with tempfile.TemporaryDirectory() as tmp:
-            # Only the pipeline's artifacts (checkpoint, threshold, params), not the code.
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{self._name}/{mv.version}/artifacts", dst_path=tmp
-                )
-            )
-            found = sorted(local.glob("fusion_checkpoint*"))
-            if not found:
-                raise DatasetError(
-                    f"version {mv.version} of '{self._name}' has no fusion checkpoint among its "
-                    f"artifacts ({', '.join(p.name for p in local.glob('*')) or 'none'}); "
-                    "it was not registered by this project's registration pipeline"
-                )
-            checkpoint = torch.load(found[0], map_location="cpu", weights_only=True)
-        checkpoint["registry_version"] = str(mv.version)
-        return checkpoint
+        return load_registered_checkpoint(self._model_uri, missing_ok=True)
 
     def save(self, data: Any) -> None:
         raise DatasetError("ChampionCheckpointDataset is read-only")
 
     def _describe(self) -> dict[str, Any]:
         return {"model_uri": self._model_uri}
+
+
+def load_registered_checkpoint(model_uri: str, *, missing_ok: bool = False) -> dict | None:
+    """The fusion checkpoint packaged in a registered version, with ``registry_version`` and
+    ``registry_model_uri`` added.
+
+    Args:
+        model_uri: ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.
+        missing_ok: Return ``None`` (instead of raising) when the model, alias or version
+            does not exist.
+
+    Raises:
+        DatasetError: if the version does not exist (unless ``missing_ok``) or holds no
+            fusion checkpoint.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import torch
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = parse_registry_uri(model_uri)
+    client = MlflowClient()
+    try:
+        mv = (
+            client.get_model_version_by_alias(name, alias)
+            if alias is not None
+            else client.get_model_version(name, version)
+        )
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            if missing_ok:
+                logger.info("No %s in the registry yet", model_uri)
+                return None
+            raise DatasetError(
+                f"{model_uri} is not in the registry at {mlflow.get_registry_uri()}: "
+                "`kedro models list` shows the registered versions"
+            ) from exc
+        raise
+    with tempfile.TemporaryDirectory() as tmp:
+        # Only the pipeline's artifacts (checkpoint, threshold, params), not the code.
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{mv.version}/artifacts", dst_path=tmp
+            )
+        )
+        found = sorted(local.glob("fusion_checkpoint*"))
+        if not found:
+            raise DatasetError(
+                f"version {mv.version} of '{name}' has no fusion checkpoint among its "
+                f"artifacts ({', '.join(p.name for p in local.glob('*')) or 'none'}); "
+                "it was not registered by this project's registration pipeline"
+            )
+        checkpoint = torch.load(found[0], map_location="cpu", weights_only=True)
+    checkpoint["registry_version"] = str(mv.version)
+    checkpoint["registry_model_uri"] = f"models:/{name}/{mv.version}"
+    return checkpoint

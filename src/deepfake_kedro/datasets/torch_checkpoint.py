@@ -44,25 +44,56 @@ class TorchCheckpointDataset(FsspecDataset):
 
     Args:
         filepath: Local path or URI of the ``.pt`` file.
+        model_uri: When set (``models:/<name>/<version>`` or ``@<alias>``), ``load`` returns
+            the checkpoint packaged in that registered version instead of the file, and
+            ``save`` refuses: this is how the validation pipeline validates a registered
+            version (``--params model_uri=...``). Empty or ``None``: the file.
         credentials: fsspec credentials, merged into fs_args.
         fs_args: Extra fsspec storage options.
         metadata: Free-form metadata (Kedro-Viz layer).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         *,
         filepath: str,
+        model_uri: str | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(filepath, credentials, fs_args, metadata)
+        self._model_uri = str(model_uri).strip() if model_uri else None
+        if self._model_uri:
+            from deepfake_kedro.datasets.registered_model import parse_registry_uri
+
+            parse_registry_uri(self._model_uri)  # a bad URI fails when the catalog is built
         # kedro-mlflow's MlflowArtifactDataset logs the file at `_filepath` (a PurePosixPath,
         # as in kedro-datasets) after saving.
         self._filepath = PurePosixPath(self._fs()[1])
 
+    @property
+    def _filepath(self) -> PurePosixPath:
+        """The file, as kedro-datasets' datasets expose it.
+
+        kedro-mlflow reads it to log the file after a save, and *assigns* it when a
+        registered model loads, to point the dataset at the model's own copy of the file:
+        assigning moves the dataset there, so a loaded model never reads the project's file.
+        """
+        return PurePosixPath(self._fs()[1])
+
+    @_filepath.setter
+    def _filepath(self, value: Any) -> None:
+        location = str(value)
+        if "://" not in location:  # a local copy: the remote store's options do not apply
+            self._storage_options = {}
+        self._location = location
+
     def load(self) -> dict:
+        if self._model_uri:
+            from deepfake_kedro.datasets.registered_model import load_registered_checkpoint
+
+            return load_registered_checkpoint(self._model_uri)
         fs, path = self._fs()
         if not fs.exists(path):
             raise DatasetError(
@@ -71,9 +102,21 @@ class TorchCheckpointDataset(FsspecDataset):
         return read_checkpoint(fs, path)
 
     def save(self, data: dict) -> None:
+        if self._model_uri:
+            raise DatasetError(
+                f"model_uri={self._model_uri} selects a registered version to validate or "
+                "score; it cannot be combined with training, which writes a new checkpoint. "
+                "Run `kedro run --pipelines validation --params model_uri=...` to validate a "
+                "registered version, or drop model_uri to train"
+            )
         write_checkpoint(*self._fs(), data)
 
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._location, "model_uri": self._model_uri}
+
     def _exists(self) -> bool:
+        if self._model_uri:
+            return True
         fs, path = self._fs()
         return fs.exists(path)
 

@@ -18,17 +18,15 @@ import pandas as pd
 
 from deepfake_kedro.evaluation.config import ValidationConfig
 from deepfake_kedro.features import ExtractionConfig
-from deepfake_kedro.features.cache import canonical_json
-from deepfake_kedro.inference import Detector
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.pipelines.validation.nodes import (
     EVALUATED_SPLITS,
     evaluate_performance,
-    score_model_inputs,
+    score_rows,
     validation_metric_values,
 )
 from deepfake_kedro.registry.config import RegistryConfig
-from deepfake_kedro.training.inputs import LABEL_VALUES, branch_identity
+from deepfake_kedro.training.inputs import LABEL_VALUES
 
 logger = logging.getLogger(__name__)
 
@@ -57,28 +55,9 @@ def evaluate_champion(  # noqa: PLR0913 - one input per branch keeps the Kedro-V
         return {"available": False, "reason": "there is no champion yet"}
     version = champion_checkpoint.get("registry_version")
     tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
-    branches = list(champion_checkpoint["config"]["branches"])
-    same = all(
-        branch in tables
-        and canonical_json(branch_identity(tables[branch]))
-        == canonical_json(champion_checkpoint["backbones"][branch])
-        for branch in branches
-    )
-    if same:
-        scores = score_model_inputs(split_manifest, champion_checkpoint, **{
-            f"{b}_features": tables[b] for b in ("resnet", "clip", "spectral")
-        })
-        how = "cached"
-    else:
-        logger.info(
-            "Champion version %s uses other backbones than this run: re-extracting the "
-            "val/test images with its backbones to compare on the same data",
-            version,
-        )
-        rows = split_manifest[split_manifest["split"].isin(EVALUATED_SPLITS)].reset_index(drop=True)
-        probability = Detector(champion_checkpoint).score(rows, raw_images, runtime)
-        scores = rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=probability)
-        how = "re-extracted"
+    rows = split_manifest[split_manifest["split"].isin(EVALUATED_SPLITS)].reset_index(drop=True)
+    probability, how = score_rows(champion_checkpoint, rows, tables, raw_images, runtime)
+    scores = rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=probability)
     performance = evaluate_performance(scores, validation)
     metrics = {
         f"test_{k}": float(v)

@@ -31,10 +31,11 @@ from deepfake_kedro.evaluation.robustness import (
     select_images,
 )
 from deepfake_kedro.features import ExtractionConfig
+from deepfake_kedro.features.cache import canonical_json
 from deepfake_kedro.inference import Detector
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.training import build_model, predict_proba
-from deepfake_kedro.training.inputs import LABEL_VALUES, features_for_rows
+from deepfake_kedro.training.inputs import LABEL_VALUES, branch_identity, features_for_rows
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +45,55 @@ EVALUATED_SPLITS = ("val", "test")
 def score_model_inputs(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz graph explicit
     split_manifest: pd.DataFrame,
     fusion_checkpoint: dict[str, Any],
+    raw_images: ImageStore,
+    runtime: ExtractionConfig,
     resnet_features: dict[str, np.ndarray],
     clip_features: dict[str, np.ndarray],
     spectral_features: dict[str, np.ndarray],
 ) -> pd.DataFrame:
-    """Score the validation and test rows with the trained head (features from the cache).
+    """Score the validation and test rows with the model (features from the cache).
+
+    The cached features serve when they come from the backbones the checkpoint was trained
+    with; otherwise (a registered version with other backbones, ``--params model_uri=...``)
+    the checkpoint's own backbones re-extract the val/test images.
 
     Returns:
         The val/test manifest rows with ``y`` (1 = fake) and ``score`` (fake probability).
     """
     tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
-    branches = fusion_checkpoint["config"]["branches"]
     rows = split_manifest[split_manifest["split"].isin(EVALUATED_SPLITS)].reset_index(drop=True)
     for split in EVALUATED_SPLITS:
         if not (rows["split"] == split).any():
             raise ValueError(f"the {split!r} split is empty: check data_ingestion.split fractions")
-    scores = predict_proba(
-        build_model(fusion_checkpoint), features_for_rows(rows, tables, branches)
-    )
+    scores, _ = score_rows(fusion_checkpoint, rows, tables, raw_images, runtime)
     return rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=scores)
+
+
+def score_rows(
+    checkpoint: dict[str, Any],
+    rows: pd.DataFrame,
+    tables: dict[str, dict[str, np.ndarray]],
+    store: ImageStore,
+    runtime: ExtractionConfig,
+) -> tuple[np.ndarray, str]:
+    """Fake probabilities of ``rows`` and how the features were had (``cached`` or
+    ``re-extracted``)."""
+    branches = list(checkpoint["config"]["branches"])
+    cached = all(
+        branch in tables
+        and canonical_json(branch_identity(tables[branch]))
+        == canonical_json(checkpoint["backbones"][branch])
+        for branch in branches
+    )
+    if cached:
+        features = features_for_rows(rows, tables, branches)
+        return predict_proba(build_model(checkpoint), features), "cached"
+    logger.info(
+        "The model's backbones differ from this run's cached features: re-extracting %d "
+        "images with its own backbones",
+        len(rows),
+    )
+    return Detector(checkpoint).score(rows, store, runtime), "re-extracted"
 
 
 def evaluate_performance(model_scores: pd.DataFrame, params: ValidationConfig) -> dict[str, Any]:
@@ -221,6 +252,7 @@ def report_validation(  # noqa: PLR0913
             "dataset_fingerprint": dataset_fingerprint["fingerprint"],
             "checkpoint_dataset_fingerprint": fusion_checkpoint.get("dataset_fingerprint"),
             "training_run_id": fusion_checkpoint.get("mlflow_run_id"),
+            "registered_model": fusion_checkpoint.get("registry_model_uri"),
             "backbones": fusion_checkpoint.get("backbones", {}),
             "best_val_auc": fusion_checkpoint.get("best_metric"),
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -16,7 +16,12 @@ from deepfake_kedro.pipelines.validation.nodes import (
 def create_pipeline(**kwargs) -> Pipeline:
     score = node_reading_branches(
         score_model_inputs,
-        inputs={"split_manifest": "split_manifest", "fusion_checkpoint": "fusion_checkpoint"},
+        inputs={
+            "split_manifest": "split_manifest",
+            "fusion_checkpoint": "fusion_checkpoint",
+            "raw_images": "raw_images",
+            "runtime": "params:feature_extraction.runtime",
+        },
         outputs="model_scores",
         name="score_model_inputs_node",
     )
