@@ -167,6 +167,19 @@ def test_batch_scoring_records_the_model_version(project):
     assert scores["fake_probability"].between(0, 1).all()
 
 
+def test_validating_a_registered_version(project, client):
+    kedro(project, "run", "--pipelines", "validation",
+          "--params", f"model_uri=models:/{MODEL}/1")
+    results = json.loads((project / "data/08_reporting/validation_results.json").read_text())
+    assert results["lineage"]["registered_model"] == f"models:/{MODEL}/1"
+    tags = client.get_model_version(MODEL, "1").tags
+    assert tags["last_validation_passed"] == "true"
+    run = client.get_run(tags["last_validation_run_id"])
+    assert run.data.tags["validated_model_uri"] == f"models:/{MODEL}/1"
+    assert "validation.test_auc" in run.data.metrics
+    assert aliases(client) == {"champion": "1", "challenger": "1"}  # aliases never move
+
+
 def test_second_run_not_better_by_the_margin_stays_challenger(project, client):
     first = client.get_model_version(MODEL, "1")
     kedro(project, "run", "--params", "registry.promotion_margin=0.05")

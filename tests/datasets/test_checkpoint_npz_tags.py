@@ -27,6 +27,32 @@ def test_missing_checkpoint_says_which_pipeline_to_run(tmp_path):
         TorchCheckpointDataset(filepath=str(tmp_path / "none.pt")).load()
 
 
+def test_assigning_filepath_moves_the_checkpoint_dataset(tmp_path):
+    # kedro-mlflow points a packaged model's datasets at the model's own copy this way.
+    first, second = tmp_path / "a.pt", tmp_path / "b.pt"
+    torch.save({"which": "a"}, first)
+    torch.save({"which": "b"}, second)
+    dataset = TorchCheckpointDataset(filepath=str(first))
+    assert dataset._filepath.as_posix() == first.as_posix()
+    dataset._filepath = second
+    assert dataset.load() == {"which": "b"}
+
+
+def test_checkpoint_with_model_uri_refuses_to_be_overwritten(tmp_path):
+    dataset = TorchCheckpointDataset(
+        filepath=str(tmp_path / "c.pt"), model_uri="models:/deepfake-detector/3"
+    )
+    with pytest.raises(DatasetError, match="cannot be combined with training"):
+        dataset.save({"x": 1})
+    assert not (tmp_path / "c.pt").exists()
+    with pytest.raises(ValueError, match="models:/<name>@<alias>"):
+        TorchCheckpointDataset(filepath=str(tmp_path / "c.pt"), model_uri="runs:/abc/model")
+    # An empty model_uri (the catalog's default) is the plain file.
+    plain = TorchCheckpointDataset(filepath=str(tmp_path / "c.pt"), model_uri="")
+    plain.save({"x": 1})
+    assert plain.load() == {"x": 1}
+
+
 def test_checkpoint_refuses_arbitrary_objects_on_load(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"fn": print}, path)  # a pickled callable: not allowed with weights_only
