@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -70,6 +71,12 @@ def execute(project: Path, name: str) -> nbformat.NotebookNode:
     return notebook
 
 
+def in_parallel(func, project: Path, names: list[str]) -> list:
+    """One kernel per notebook, side by side: most of a notebook's time is kernel start-up."""
+    with ThreadPoolExecutor(len(names)) as pool:
+        return list(pool.map(lambda name: func(project, name), names))
+
+
 def prerequisite_error(project: Path, name: str) -> str:
     with pytest.raises(CellExecutionError) as error:
         execute(project, name)
@@ -110,9 +117,10 @@ def test_each_notebook_names_its_missing_prerequisite(project):
     # The order matters: each step creates the previous notebook's prerequisite.
     assert "kedro run --pipelines demo_data" in prerequisite_error(project, NOTEBOOKS[0].name)
     kedro(project, "run", "--pipelines", "demo_data")  # data, and an MLflow run that trained nothing
-    assert "`kedro run`" in prerequisite_error(project, NOTEBOOKS[1].name)
-    message = prerequisite_error(project, NOTEBOOKS[2].name)
-    assert "No champion" in message and "`kedro run`" in message
+    no_run, no_champion = in_parallel(prerequisite_error, project,
+                                      [NOTEBOOKS[1].name, NOTEBOOKS[2].name])
+    assert "No training run" in no_run and "`kedro run`" in no_run
+    assert "No champion" in no_champion and "`kedro run`" in no_champion
 
 
 def test_notebooks_run_end_to_end_on_a_trained_project(project):
@@ -120,17 +128,15 @@ def test_notebooks_run_end_to_end_on_a_trained_project(project):
         kedro(project, "run", "--pipelines", "demo_data")
     kedro(project, "run")  # trains, validates (gate relaxed) and registers the champion
 
-    explore = execute(project, NOTEBOOKS[0].name)
+    explore, run, score = in_parallel(execute, project, [n.name for n in NOTEBOOKS])
     assert "40 images" in _text(explore)
     assert _images(explore) >= 2  # the sample grid and one source's family
 
-    run = execute(project, NOTEBOOKS[1].name)
     text = _text(run)
     assert "gate PASSED" in text and "deepfake-detector version 1" in text
     assert "champion" in text
     assert "validation_report" in text or "<iframe srcdoc=" in _html(run)
 
-    score = execute(project, NOTEBOOKS[2].name)
     assert "champion: deepfake-detector version 1" in _text(score)
     assert "fake_probability" in _html(score)
     assert _images(score) >= 1  # thumbnails
