@@ -31,6 +31,15 @@ Each group targets one kind of fake in the data (see ``deepfake_kedro.demo.manip
 - ``face_contrast``: mean colour (Cb, Cr), brightness, noise, Laplacian and band-pass energy
   and sharpness of a central face ellipse against a ring around it, with their spread. A
   self-blended face carries a colour, brightness and sharpness shift the frame does not.
+- ``face_reference``: the face judged against references inside the same photo. Skin is
+  segmented by log-chromaticity (log R/G, log B/G: independent of brightness, shading and
+  gamma) close to the median of a central face box; the neck (skin at the bottom of the
+  crop) has the face's albedo but lies outside any face-swap or blending mask. Features: face
+  box minus neck chromaticity (a self-blended face is colour-jittered, its neck is not),
+  chromaticity spread of both, their brightness ratio; and three brightness-normalised
+  high-pass maps (log1p of |residual| over local brightness at scales 1, 1-2 and 2-4 px: the
+  skin texture a blur or sharpening jitter changes) averaged over the face box, the skin of
+  the face rows, the neck, the top of the crop and the whole crop, with their differences.
 - ``resampling``: blockiness at periods 2 and 4 (the pixel phase of 2x/4x up-sampling),
   residual autocorrelation at small lags and its even/odd parity (Popescu & Farid 2005),
   Laplacian-pyramid energies, the noise level per brightness bin (camera noise depends on
@@ -49,7 +58,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 """Bump whenever a change here would change the features (invalidates the feature cache)."""
 
 RADIAL_BINS = 64
@@ -77,6 +86,7 @@ FEATURE_GROUPS: dict[str, int] = {
     "noise": 3 * 2 + 3 * 4 + 5,
     "centre_surround": 3 * 4,
     "face_contrast": 7 * 3,
+    "face_reference": 3 + 2 * 2 + 1 + 5 * 3 + 4 * 3 + 2 + 2,
     "resampling": 2 * (2 + 4) + PYRAMID_LEVELS + (PYRAMID_LEVELS - 1) + NLF_BINS
     + (len(AUTOCORR_LAGS) + 2) + 4 + 1,
 }
@@ -126,7 +136,7 @@ def spectral_features(images: torch.Tensor) -> torch.Tensor:
             _periodic_peaks(res_y, luma),
             *_jpeg_grid(luma),
             *_noise_statistics(planes, residual),
-            _face_contrast(ycc, res_y),
+            *_face_groups(rgb, ycc, res_y),
             _resampling(luma, res_y, residual[:, 4]),
         ]
         features = torch.cat(groups, dim=1)
@@ -440,13 +450,24 @@ def _face_masks(hb: int, wb: int, device: torch.device) -> tuple[torch.Tensor, t
     return torch.from_numpy(centre).to(device), torch.from_numpy(ring).to(device)
 
 
-def _face_contrast(ycc: torch.Tensor, res_y: torch.Tensor) -> torch.Tensor:
-    """The ``face_contrast`` group (see the module docstring)."""
+def _face_groups(
+    rgb: torch.Tensor, ycc: torch.Tensor, res_y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``face_contrast`` and ``face_reference`` groups, sharing their smoothed luma."""
     luma = ycc[:, 0]
     smooth = _blur3(_blur3(luma[:, None]))[:, 0]  # sigma 1
     wide = smooth[:, None]
     for _ in range(6):  # sigma 2
         wide = _blur3(wide)
+    wide = wide[:, 0]
+    return _face_contrast(ycc, res_y, smooth, wide), _face_reference(rgb, luma, res_y, smooth, wide)
+
+
+def _face_contrast(
+    ycc: torch.Tensor, res_y: torch.Tensor, smooth: torch.Tensor, wide: torch.Tensor
+) -> torch.Tensor:
+    """The ``face_contrast`` group (see the module docstring)."""
+    luma = ycc[:, 0]
     laplacian = F.pad(luma[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
     laplacian = (
         laplacian[:, :-2, 1:-1] + laplacian[:, 2:, 1:-1] + laplacian[:, 1:-1, :-2]
@@ -456,7 +477,7 @@ def _face_contrast(ycc: torch.Tensor, res_y: torch.Tensor) -> torch.Tensor:
     energies = {
         "noise": cells(res_y.square()).sqrt(),
         "laplacian": cells(laplacian.square()).sqrt(),
-        "band": cells((smooth - wide[:, 0]).square()).sqrt(),
+        "band": cells((smooth - wide).square()).sqrt(),
     }
     signed = {
         "cb": cells(ycc[:, 1]),
@@ -475,3 +496,99 @@ def _face_contrast(ycc: torch.Tensor, res_y: torch.Tensor) -> torch.Tensor:
         c, r = values[:, centre], values[:, ring]
         out += [c.mean(1) - r.mean(1), c.std(1, correction=0), r.std(1, correction=0)]
     return torch.stack(out, dim=1)
+
+
+# Face box (rows, cols as fractions of the crop) inside every demo face whatever its position
+# and size (see FACE_ELLIPSE), and the smaller box whose median colour defines skin.
+FACE_BOX = ((0.42, 0.57), (0.45, 0.55))
+SKIN_SEED_BOX = ((0.42, 0.52), (0.46, 0.54))
+SKIN_TOLERANCE = 0.1  # max |log-chromaticity - face median| of a skin pixel
+FACE_ROWS = (0.30, 0.62)  # rows where skin is the face
+NECK_ROW = 0.85  # rows below this where skin is the neck
+TOP_ROW = 0.15  # rows above this: background or hair
+MIN_REGION_PIXELS = 20
+
+
+def _box(h: int, w: int, rows: tuple[float, float], cols: tuple[float, float],
+         device: torch.device) -> torch.Tensor:
+    mask = torch.zeros(h, w, dtype=torch.bool, device=device)
+    mask[round(rows[0] * h) : round(rows[1] * h), round(cols[0] * w) : round(cols[1] * w)] = True
+    return mask
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of [B, C, H, W] over a [B, H, W] mask (each mask holds pixels) -> [B, C]."""
+    m = mask[:, None].float()
+    return (x * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3)).clamp_min(1.0)
+
+
+def _masked_log_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask[:, None].float()
+    mean = _masked_mean(x, mask)[..., None, None]
+    var = ((x - mean).square() * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3)).clamp_min(1.0)
+    return 0.5 * torch.log(var + _EPS)
+
+
+def _masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask[:, None], x, torch.nan).flatten(2).nanmedian(dim=2).values
+
+
+def _face_reference(
+    rgb: torch.Tensor, luma: torch.Tensor, res_y: torch.Tensor, smooth: torch.Tensor,
+    wide: torch.Tensor,
+) -> torch.Tensor:
+    """The ``face_reference`` group (see the module docstring)."""
+    b, _, h, w = rgb.shape
+    device = rgb.device
+    log_rgb = torch.log(rgb + 4.0)  # +4: dark pixels' chromaticity is mostly noise
+    chroma = torch.stack([log_rgb[:, 0] - log_rgb[:, 1], log_rgb[:, 2] - log_rgb[:, 1]], dim=1)
+    # Texture relative to brightness (skin texture is multiplicative); 0 where flat, so a
+    # flat image reads the same at any brightness.
+    scale = 0.01 * (wide + 2.0)
+    texture = torch.stack(
+        [torch.log1p(res_y.abs() / scale), torch.log1p((luma - smooth).abs() / scale),
+         torch.log1p((smooth - wide).abs() / scale)],
+        dim=1,
+    )  # [B, 3, H, W]
+
+    seed = _box(h, w, *SKIN_SEED_BOX, device).expand(b, h, w)
+    face_colour = _masked_median(chroma, seed)
+    skin = ((chroma - face_colour[..., None, None]).abs().amax(dim=1) < SKIN_TOLERANCE).float()
+    # Opening (separable 5x5 min then max): isolated skin-coloured pixels are not skin.
+    for sign in (-1.0, 1.0):
+        skin = sign * F.max_pool2d(sign * skin[:, None], (1, 5), 1, (0, 2))[:, 0]
+        skin = sign * F.max_pool2d(sign * skin[:, None], (5, 1), 1, (2, 0))[:, 0]
+    skin = skin > 0.5
+    rows = torch.arange(h, device=device)[:, None].expand(h, w)
+    box = _box(h, w, *FACE_BOX, device).expand(b, h, w)
+    regions = {
+        "box": box,
+        "face": skin & (rows >= round(FACE_ROWS[0] * h)) & (rows < round(FACE_ROWS[1] * h)),
+        "neck": skin & (rows >= round(NECK_ROW * h)),
+        "top": (rows < max(1, round(TOP_ROW * h))).expand(b, h, w),
+        "all": torch.ones(b, h, w, dtype=torch.bool, device=device),
+    }
+    fractions = torch.stack([regions["face"].float().mean(dim=(1, 2)),
+                             regions["neck"].float().mean(dim=(1, 2))], dim=1)
+    for name in ("face", "neck"):  # no skin found: fall back to the box, contrasts become 0
+        empty = regions[name].sum(dim=(1, 2)) < MIN_REGION_PIXELS
+        regions[name] = torch.where(empty[:, None, None], box, regions[name])
+
+    neck_colour = _masked_median(chroma, regions["neck"])
+    colour_shift = face_colour - neck_colour
+    brightness = torch.log(_masked_mean(luma[:, None], box) + 1.0) - torch.log(
+        _masked_mean(luma[:, None], regions["neck"]) + 1.0
+    )
+    level_of = {name: _masked_mean(texture, mask) for name, mask in regions.items()}
+    return torch.cat(
+        [
+            colour_shift, colour_shift.abs().sum(dim=1, keepdim=True),
+            _masked_log_std(chroma, box), _masked_log_std(chroma, regions["neck"]), brightness,
+            *level_of.values(),
+            level_of["box"] - level_of["neck"], level_of["face"] - level_of["neck"],
+            level_of["box"] - level_of["all"], level_of["box"] - level_of["top"],
+            level_of["box"][:, :2] - level_of["box"][:, 1:],
+            fractions,
+        ],
+        dim=1,
+    )
