@@ -38,6 +38,14 @@ def test_assigning_filepath_moves_the_checkpoint_dataset(tmp_path):
     assert dataset.load() == {"which": "b"}
 
 
+def test_remote_checkpoint_keeps_its_protocol(tmp_path):
+    dataset = TorchCheckpointDataset(filepath="memory://lake/06_models/c.pt")
+    dataset.save({"x": 1})
+    assert dataset.load() == {"x": 1}
+    assert dataset._location == "memory://lake/06_models/c.pt"
+    assert not (tmp_path / "lake").exists()
+
+
 def test_checkpoint_with_model_uri_refuses_to_be_overwritten(tmp_path):
     dataset = TorchCheckpointDataset(
         filepath=str(tmp_path / "c.pt"), model_uri="models:/deepfake-detector/3"

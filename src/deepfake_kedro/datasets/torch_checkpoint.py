@@ -68,9 +68,6 @@ class TorchCheckpointDataset(FsspecDataset):
             from deepfake_kedro.datasets.registered_model import parse_registry_uri
 
             parse_registry_uri(self._model_uri)  # a bad URI fails when the catalog is built
-        # kedro-mlflow's MlflowArtifactDataset logs the file at `_filepath` (a PurePosixPath,
-        # as in kedro-datasets) after saving.
-        self._filepath = PurePosixPath(self._fs()[1])
 
     @property
     def _filepath(self) -> PurePosixPath:
