@@ -3,6 +3,7 @@
 See https://docs.kedro.org/en/stable/configure/configuration_basics/.
 """
 
+import warnings
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
@@ -16,6 +17,11 @@ from deepfake_kedro.hooks import (
     RegistrationHooks,
     RevalidationHooks,
 )
+
+# Deprecation notices from inside Kedro, kedro-mlflow and OmegaConf that users cannot act on;
+# each run printed a dozen of them, burying the project's own warnings.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
 
 
 def _project_root() -> str:

@@ -1,3 +1,5 @@
+from pathlib import PurePosixPath
+
 import mlflow
 import numpy as np
 import pytest
@@ -36,6 +38,20 @@ def test_assigning_filepath_moves_the_checkpoint_dataset(tmp_path):
     assert dataset._filepath.as_posix() == first.as_posix()
     dataset._filepath = second
     assert dataset.load() == {"which": "b"}
+
+
+def test_checkpoint_dataset_pickled_by_an_older_version_still_loads(tmp_path):
+    # A registered model holds a pickled dataset from the code of its day.
+    path = tmp_path / "c.pt"
+    torch.save({"x": 2}, path)
+    dataset = TorchCheckpointDataset(filepath=str(path))
+    old_state = {k: v for k, v in dataset.__dict__.items() if k != "_model_uri"}
+    old_state["_filepath"] = PurePosixPath("/somewhere/else.pt")  # an instance attribute then
+    restored = TorchCheckpointDataset.__new__(TorchCheckpointDataset)
+    restored.__setstate__(old_state)
+    assert restored.load() == {"x": 2}
+    restored._filepath = path  # what kedro-mlflow does when the model loads
+    assert restored.load() == {"x": 2}
 
 
 def test_remote_checkpoint_keeps_its_protocol(tmp_path):

@@ -69,6 +69,13 @@ class TorchCheckpointDataset(FsspecDataset):
 
             parse_registry_uri(self._model_uri)  # a bad URI fails when the catalog is built
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Registered models pickle this dataset; one registered before model_uri existed
+        # must still load in a process that runs today's code.
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_model_uri", None)
+        self.__dict__.pop("_filepath", None)  # now a property over _location
+
     @property
     def _filepath(self) -> PurePosixPath:
         """The file, as kedro-datasets' datasets expose it.

@@ -54,11 +54,7 @@ class Detector:
             if extractor is None or canonical_json(extractor.identity()) != canonical_json(expected):
                 extractor = build_extractor(configs[branch], param_key=f"backbone_configs.{branch}")
             if canonical_json(extractor.identity()) != canonical_json(expected):
-                raise ValueError(
-                    f"backbone {branch!r} rebuilt from the checkpoint differs from the one the "
-                    f"head was trained on (identity {extractor.identity()} != {expected}); "
-                    "its weights file or the library version changed: retrain"
-                )
+                raise ValueError(_identity_mismatch(branch, extractor.identity(), expected))
             self.extractors[branch] = extractor
         self.head = build_model(checkpoint)
 
@@ -81,3 +77,20 @@ class Detector:
     def score_features(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         """Fake probability from precomputed per-branch features."""
         return predict_proba(self.head, {b: features[b] for b in self.branches})
+
+
+def _identity_mismatch(branch: str, actual: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
+    differing = sorted(k for k in set(actual) | set(expected) if actual.get(k) != expected.get(k))
+    message = (
+        f"backbone {branch!r} rebuilt from the checkpoint differs from the one the head was "
+        f"trained on in {', '.join(differing)} (now {{{', '.join(f'{k}: {actual.get(k)!r}' for k in differing)}}}, "
+        f"trained with {{{', '.join(f'{k}: {expected.get(k)!r}' for k in differing)}}})"
+    )
+    if "feature_version" in differing:
+        return (
+            message + ": this process runs a newer deepfake_kedro whose features differ from "
+            "the ones the model was trained on. A registered model carries its own code: load "
+            "it in a fresh Python process (mlflow.pyfunc.load_model, `mlflow models serve`), "
+            "or retrain and register a new version with `kedro run`"
+        )
+    return message + ": its weights file or the library version changed; retrain"
