@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 logger = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
+TAG_TRAINING_RUN_ID = "training_run_id"
 TAG_FINGERPRINT = "dataset_fingerprint"
 TAG_TEST_AUC = "gate.test_auc"
 TAG_NEWEST_CAPTURED_AT = "data_newest_captured_at"
@@ -113,7 +114,9 @@ def load_champion(client: MlflowClient, model_name: str) -> ChampionInfo | None:
     info = ChampionInfo(
         model_name=model_name,
         version=str(version.version),
-        run_id=version.run_id or None,
+        # The run that trained it: a version registered again later
+        # (`kedro run --pipelines registration`) names it in its training_run_id tag.
+        run_id=tags.get(TAG_TRAINING_RUN_ID) or version.run_id or None,
         created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC),
         tags=tags,
         fingerprint=tags.get(TAG_FINGERPRINT) or None,
@@ -131,14 +134,19 @@ def load_champion(client: MlflowClient, model_name: str) -> ChampionInfo | None:
     if info.newest_captured_at is None:
         run_tags = _run_tags(client, info.run_id)
         info.newest_captured_at = _timestamp(run_tags.get(RUN_TAG_NEWEST_CAPTURED_AT))
+    info.checkpoint = _packaged_checkpoint(model_name, info.version)
     with tempfile.TemporaryDirectory(prefix="champion-") as folder:
-        checkpoint_path = _download_first(client, info.run_id, CHECKPOINT_ARTIFACTS, folder)
-        if checkpoint_path is None:
+        checkpoint_path = (
+            None
+            if info.checkpoint is not None
+            else _download_first(client, info.run_id, CHECKPOINT_ARTIFACTS, folder)
+        )
+        if info.checkpoint is None and checkpoint_path is None:
             info.problems.append(
                 f"{where}: its run {info.run_id} has no artifact "
                 f"{' or '.join(CHECKPOINT_ARTIFACTS)}, so it cannot score new data"
             )
-        else:
+        elif info.checkpoint is None:
             info.checkpoint = _read_checkpoint(checkpoint_path)
         manifest_path = _download_first(client, info.run_id, (MANIFEST_ARTIFACT,), folder)
         if manifest_path is None:
@@ -177,6 +185,19 @@ def _download_first(
             logger.info("read %s of run %s", path, run_id)
             return Path(local)
     return None
+
+
+def _packaged_checkpoint(model_name: str, version: str) -> dict[str, Any] | None:
+    """The checkpoint inside the registered model itself (what the version really serves)."""
+    from kedro.io import DatasetError
+
+    from deepfake_kedro.datasets.registered_model import load_registered_checkpoint
+
+    try:
+        return load_registered_checkpoint(f"models:/{model_name}/{version}", missing_ok=True)
+    except (DatasetError, MlflowException, OSError) as error:
+        logger.info("version %s has no packaged checkpoint (%s); trying its run", version, error)
+        return None
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
