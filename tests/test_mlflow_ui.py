@@ -1,14 +1,13 @@
 """`kedro mlflow ui` serves the project's SQLite store (conf/base/mlflow.yml), runs and artifacts.
 
-A copy of the project's configuration (as tests/test_run.py does) whose mlflow.db holds one run
-with an artifact, written with the MLflow client the way kedro-mlflow writes them.
+A copy of the project (kedro_project.make_project, as tests/test_run.py does) whose mlflow.db
+holds one run with an artifact, written with the MLflow client the way kedro-mlflow writes them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,9 +18,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from kedro_project import env, make_project
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
@@ -41,11 +40,7 @@ def get(url: str) -> tuple[int, str]:
 
 @pytest.fixture
 def project(tmp_path) -> tuple[Path, str]:
-    shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
-    (tmp_path / "conf" / "local").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copy(ROOT / ".telemetry", tmp_path / ".telemetry")
-    (tmp_path / "src").mkdir()  # the package itself is installed (editable) in the venv
+    make_project(tmp_path, None, data_layers=False)
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment(
@@ -62,14 +57,12 @@ def project(tmp_path) -> tuple[Path, str]:
 def test_kedro_mlflow_ui_serves_the_project_store(project):
     path, run_id = project
     port = free_port()
-    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
-    env.pop("KEDRO_LOGGING_CONFIG", None)
     # kedro-mlflow starts `mlflow ui` from PATH: as in an activated virtual environment.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    path_variable = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     log = (path / "ui.log").open("w")  # a file, not a pipe nobody drains
     server = subprocess.Popen(
         [sys.executable, "-m", "kedro", "mlflow", "ui", "--port", str(port)],
-        cwd=path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=path, env=env(PATH=path_variable), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # one process group: kedro, mlflow ui and its workers
     )
     base = f"http://127.0.0.1:{port}"

@@ -20,7 +20,7 @@ import mlflow
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from kedro_project import kedro, make_project
+from kedro_project import OPEN_GATE, kedro, make_project, tiny_parameters
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.slow
@@ -28,27 +28,11 @@ pytestmark = pytest.mark.slow
 MODEL = "deepfake-detector"
 # Tiny data and backbones; every gate open so that the tiny model registers. Robustness is
 # covered by test_run.py, so it is off here to keep the runs short.
-PARAMETERS = """
-demo_data: {n_images: 40, image_size: 64, seed: 3}
-data_ingestion: {min_group_size: 2, num_workers: 1}
-feature_extraction:
-  backbones:
-    resnet: {arch: resnet18, image_size: 64}
-    clip: {image_size: 64}
-    spectral: {image_size: 64}
-  runtime: {batch_size: 16, num_workers: 0, progress: false}
-ensemble_training: {epochs: 4, patience: 2, batch_size: 16}
-validation:
-  bootstrap_samples: 100
-  min_group_size: 3
-  robustness: {enabled: false}
-  gate:
-    validation_threshold: 0.0
-    max_mean_robustness_drop: 1.0
-    max_worst_robustness_drop: 1.0
-    max_auc_gap: 1.0
-    max_equalized_odds_difference: 1.0
-"""
+PARAMETERS = tiny_parameters(OPEN_GATE, {
+    "data_ingestion": {"num_workers": 1},
+    "ensemble_training": {"epochs": 4, "patience": 2},
+    "validation": {"robustness": {"enabled": False}},
+})
 
 
 class Crash(BaseException):

@@ -12,33 +12,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from kedro_project import kedro, make_project
+from kedro_project import kedro, make_project, tiny_parameters
 from mlflow.tracking import MlflowClient
 
-# conf/local of the copied project: tiny data and backbones. Only the keys below change: the
-# project soft-merges parameters, so the rest comes from conf/base.
-TINY_PARAMETERS = """
-demo_data: {n_images: 40, image_size: 64, seed: 3}
-data_ingestion: {min_group_size: 2, num_workers: 2}
-feature_extraction:
-  backbones:
-    resnet: {arch: resnet18, image_size: 64}
-    clip: {image_size: 64}
-    spectral: {image_size: 64}
-  runtime: {batch_size: 16, num_workers: 0, progress: false}
-ensemble_training: {epochs: 6, patience: 3, batch_size: 16}
-validation:
-  bootstrap_samples: 200
-  min_group_size: 3
-  robustness: {max_images: 6}
-"""
+# Tiny data and backbones (conf/local of the copy); the real gate, robustness on a few images.
+PARAMETERS = tiny_parameters({
+    "validation": {"bootstrap_samples": 200, "robustness": {"max_images": 6}},
+})
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A copy of the project's configuration with empty data layers and demo data in 01_raw."""
-    path = make_project(tmp_path_factory.mktemp("project"), TINY_PARAMETERS)
+    path = make_project(tmp_path_factory.mktemp("project"), PARAMETERS)
     kedro(path, "run", "--pipelines", "demo_data")
     return path
 

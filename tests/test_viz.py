@@ -1,21 +1,18 @@
 """`kedro viz build`: the static Kedro-Viz site lists every pipeline, its tags and namespaces.
 
-Runs the real CLI in a copy of the project's configuration (as tests/test_run.py does), with a
-three-row raw manifest so that a dataset preview can be checked too.
+Runs the real CLI in a copy of the project (kedro_project.make_project, as tests/test_run.py
+does) with no parameter overrides and a three-row raw manifest, so that a dataset preview can be
+checked too.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from kedro_project import ROOT, kedro, make_project
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 MANIFEST = """image_path,label,source_id,manipulation
@@ -33,23 +30,12 @@ def registered_pipelines() -> set[str]:
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory) -> Path:
-    project = tmp_path_factory.mktemp("viz_project")
-    shutil.copytree(ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
-    shutil.copy(ROOT / ".telemetry", project / ".telemetry")
-    (project / "src").mkdir()  # the package itself is installed (editable) in the venv
+    project = make_project(tmp_path_factory.mktemp("viz_project"), None, data_layers=False)
     (project / "data" / "01_raw").mkdir(parents=True)
     (project / "data" / "01_raw" / "manifest.csv").write_text(MANIFEST)
 
-    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
-    env.pop("KEDRO_LOGGING_CONFIG", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", "viz", "build", "--include-previews"],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300,
-    )
+    result = kedro(project, "viz", "build", "--include-previews")
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"kedro viz build failed:\n{output}"
     assert "circular dependency" not in output, f"Kedro-Viz turned the layers off:\n{output}"
     return project / "build"
 

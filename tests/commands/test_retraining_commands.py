@@ -8,7 +8,6 @@ the decision says why), (c) new data whose labels break the champion (degradatio
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,51 +17,29 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from kedro_project import (
+    OPEN_GATE,
+    ROOT,
+    demo_images,
+    env,
+    kedro,
+    make_project,
+    tiny_parameters,
+)
 from mlflow import MlflowClient
 from PIL import Image, PngImagePlugin
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY_PARAMETERS = """
-data_ingestion: {min_group_size: 2, num_workers: 2}
-feature_extraction:
-  backbones:
-    resnet: {arch: resnet18, image_size: 64}
-    clip: {image_size: 64}
-    spectral: {image_size: 64}
-  runtime: {batch_size: 16, num_workers: 0, progress: false}
-ensemble_training: {epochs: 6, patience: 3, batch_size: 16}
-validation:
-  bootstrap_samples: 100
-  min_group_size: 3
-  robustness: {enabled: false}
-  gate:   # tiny data and random backbones: let the model through so it becomes champion
-    validation_threshold: 0.0
-    max_mean_robustness_drop: 1.0
-    max_worst_robustness_drop: 1.0
-    max_auc_gap: 1.0
-    max_equalized_odds_difference: 1.0
-"""
+# Tiny data and backbones; every gate open so that the first retrain's model becomes champion.
+PARAMETERS = tiny_parameters(OPEN_GATE, {"validation": {"robustness": {"enabled": False}}})
 MODEL = "deepfake-detector"
 LOCKED = "another retraining holds the lock"
 pytestmark = pytest.mark.slow
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1", "COLUMNS": "200"}
-    env.pop("KEDRO_LOGGING_CONFIG", None)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return env
-
-
-def kedro(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    environ = env()
+    environ.pop("MLFLOW_TRACKING_URI", None)
+    return environ
 
 
 def _client(project: Path) -> MlflowClient:
@@ -75,33 +52,9 @@ def _decision(project: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("retrain_project")
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "local").mkdir()
-    (path / "conf" / "local" / "parameters.yml").write_text(TINY_PARAMETERS)
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    shutil.copy(ROOT / ".telemetry", path / ".telemetry")
+    path = make_project(tmp_path_factory.mktemp("retrain_project"), PARAMETERS, data_layers=False)
     shutil.copytree(ROOT / "airflow", path / "airflow", ignore=shutil.ignore_patterns("dags"))
-    (path / "src").mkdir()  # the package itself is installed (editable) in the venv
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deepfake_kedro.demo",
-            "--out",
-            str(path / "data/01_raw"),
-            "--n-images",
-            "40",
-            "--image-size",
-            "64",
-            "--seed",
-            "3",
-            "--no-progress",
-        ],
-        check=True,
-        capture_output=True,
-        env=_env(),
-    )
+    demo_images(path / "data/01_raw")
     return path
 
 
@@ -151,22 +104,17 @@ def _runs(project: Path, name: str) -> list:
 def test_a_d_without_champion_one_of_two_concurrent_retrains_trains(project, timings):
     command = [sys.executable, "-m", "kedro", "retrain"]
     started = time.perf_counter()
-    first = subprocess.Popen(
-        command,
-        cwd=project,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    second = subprocess.Popen(
-        command,
-        cwd=project,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    first, second = [
+        subprocess.Popen(
+            command,
+            cwd=project,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
     timings["retrain without champion (check + training), s"] = time.perf_counter() - started
     codes = [first.returncode, second.returncode]
@@ -186,7 +134,7 @@ def test_a_d_without_champion_one_of_two_concurrent_retrains_trains(project, tim
 
 def test_b_nothing_new_is_a_quick_no_op_that_says_why(project, timings):
     started = time.perf_counter()
-    result = kedro(project, "retrain")
+    result = kedro(project, "retrain", check=False, environ=_env())
     timings["no-op retrain check, s"] = time.perf_counter() - started
     assert result.returncode == 0, result.stdout + result.stderr
     assert "retrain: no" in result.stdout and "Nothing to do" in result.stdout
@@ -219,7 +167,7 @@ def test_c_new_data_that_breaks_the_champion_triggers_on_degradation(project):
     new["captured_at"] = pd.Timestamp.now(tz="UTC").isoformat()
     pd.concat([manifest, new]).to_csv(raw / "manifest.csv", index=False)
 
-    result = kedro(project, "retrain", "--dry-run")
+    result = kedro(project, "retrain", "--dry-run", check=False, environ=_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "retrain: yes" in result.stdout and "--dry-run: not training" in result.stdout
     decision = _decision(project)
@@ -308,6 +256,8 @@ def test_airflow_dags_share_one_mlflow_run_and_never_overlap(project):
         "airflow/dag_template.j2",
         "--target-dir",
         "airflow/dags",
+        check=False,
+        environ=_env(),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     retraining = _parse_dag(project / "airflow/dags/deepfake_kedro_retraining_dag.py")

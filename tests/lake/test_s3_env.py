@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,32 +20,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from kedro_project import OPEN_GATE, demo_images, env, kedro, make_project, tiny_parameters
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "team/deepfakes"
 MODEL_NAME = "deepfake-detector"
-# conf/local is not read with --env s3, so the tiny overrides go to the copy's conf/s3.
-TINY_PARAMETERS = """
-data_ingestion: {min_group_size: 2, num_workers: 4}
-feature_extraction:
-  backbones:
-    resnet: {arch: resnet18, image_size: 64}
-    clip: {image_size: 64}
-    spectral: {image_size: 64}
-  runtime: {batch_size: 16, num_workers: 0, progress: false}
-ensemble_training: {epochs: 4, patience: 2, batch_size: 16}
-validation:
-  bootstrap_samples: 100
-  min_group_size: 3
-  robustness:
-    max_images: 4
-    perturbations: {jpeg: [50], blur: [1.0], noise: [5], rescale: [0.5], contrast: [0.5],
-                    saturation: [0.0]}
-  # 40 images train no good model: open every gate so that the run registers a version.
-  gate: {validation_threshold: 0, max_mean_robustness_drop: 1, max_worst_robustness_drop: 1,
-         max_auc_gap: 1, max_equalized_odds_difference: 1}
-"""
+# 40 images train no good model: every gate open so that the run registers a version.
+PARAMETERS = tiny_parameters(OPEN_GATE, {
+    "data_ingestion": {"num_workers": 4},
+    "ensemble_training": {"epochs": 4, "patience": 2},
+    "validation": {"robustness": {
+        "max_images": 4,
+        "perturbations": {"jpeg": [50], "blur": [1.0], "noise": [5], "rescale": [0.5],
+                          "contrast": [0.5], "saturation": [0.0]},
+    }},
+})
 pytestmark = pytest.mark.slow
 
 
@@ -60,62 +47,21 @@ def lake_bucket(lake_server) -> str:
 
 @pytest.fixture(scope="module")
 def lake_env(lake_server, lake_bucket) -> dict[str, str]:
-    env = {
-        **os.environ,
-        **lake_server.env(),
-        "DO_NOT_TRACK": "1",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-        "COLUMNS": "200",
-        "DEEPFAKE_LAKE_BUCKET": lake_bucket,
-        "DEEPFAKE_LAKE_PREFIX": PREFIX,
-    }
-    env.pop("KEDRO_LOGGING_CONFIG", None)
-    env.pop("MLFLOW_S3_ENDPOINT_URL", None)  # AWS_ENDPOINT_URL alone must do for MLflow too
-    return env
-
-
-def kedro(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    environ = env(
+        **lake_server.env(), DEEPFAKE_LAKE_BUCKET=lake_bucket, DEEPFAKE_LAKE_PREFIX=PREFIX
     )
+    environ.pop("MLFLOW_S3_ENDPOINT_URL", None)  # AWS_ENDPOINT_URL alone must do for MLflow too
+    return environ
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, lake_server, lake_bucket) -> Path:
     """A project copy without data/, and 40 demo images uploaded under <prefix>/01_raw."""
-    path = tmp_path_factory.mktemp("s3_project")
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "s3" / "parameters.yml").write_text(TINY_PARAMETERS)
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    (path / "src").mkdir()  # the package itself is installed (editable) in the venv
-    if (ROOT / ".telemetry").exists():
-        shutil.copy(ROOT / ".telemetry", path / ".telemetry")
+    # conf/local is not read with --env s3, so the tiny overrides go to the copy's conf/s3.
+    path = make_project(tmp_path_factory.mktemp("s3_project"), PARAMETERS, env="s3",
+                        data_layers=False)
 
-    demo = tmp_path_factory.mktemp("demo")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deepfake_kedro.demo",
-            "--out",
-            str(demo),
-            "--n-images",
-            "40",
-            "--image-size",
-            "64",
-            "--seed",
-            "3",
-            "--no-progress",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    demo = demo_images(tmp_path_factory.mktemp("demo"))
     client = lake_server.client()
     manifest = pd.read_csv(demo / "manifest.csv")
     for image in manifest["image_path"]:
@@ -133,23 +79,17 @@ def project(tmp_path_factory, lake_server, lake_bucket) -> Path:
 
 
 def test_lake_check_passes_then_names_a_wrong_key_and_endpoint(project, lake_env):
-    result = kedro(project, lake_env, "lake", "check", "--env", "s3")
+    lake_check = (project, "lake", "check", "--env", "s3")
+    result = kedro(*lake_check, check=False, environ=lake_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "healthy" in result.stdout and "40 rows" in result.stdout
 
-    bad_key = kedro(
-        project, {**lake_env, "AWS_SECRET_ACCESS_KEY": "wrong"}, "lake", "check", "--env", "s3"
-    )
+    bad_key = kedro(*lake_check, check=False, environ={**lake_env, "AWS_SECRET_ACCESS_KEY": "wrong"})
     assert bad_key.returncode == 1
     assert "invalid credentials" in bad_key.stdout and "AWS_SECRET_ACCESS_KEY" in bad_key.stdout
 
     bad_endpoint = kedro(
-        project,
-        {**lake_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
-        "lake",
-        "check",
-        "--env",
-        "s3",
+        *lake_check, check=False, environ={**lake_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
     )
     assert bad_endpoint.returncode == 1
     assert "endpoint unreachable" in bad_endpoint.stdout
@@ -170,7 +110,7 @@ def _lake_keys(lake_server, bucket: str) -> set[str]:
 @pytest.fixture(scope="module")
 def default_run(project, lake_env) -> subprocess.CompletedProcess:
     """`kedro run --env s3`: ingestion through registration."""
-    result = kedro(project, lake_env, "run", "--env", "s3")
+    result = kedro(project, "run", "--env", "s3", check=False, environ=lake_env)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return result
 
@@ -350,7 +290,6 @@ def test_batch_scoring_reads_a_lake_folder_and_writes_scores_to_the_lake(
     folder = f"s3://{lake_bucket}/{PREFIX}/01_raw/images/src_000000"
     result = kedro(
         project,
-        lake_env,
         "run",
         "--env",
         "s3",
@@ -358,6 +297,8 @@ def test_batch_scoring_reads_a_lake_folder_and_writes_scores_to_the_lake(
         "inference",
         "--params",
         f"inference_input={folder}",
+        check=False,
+        environ=lake_env,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
 

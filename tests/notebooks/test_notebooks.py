@@ -1,64 +1,34 @@
 """The notebooks in notebooks/ run headless, top to bottom, on a tiny project (so they never rot).
 
-A copy of the project's configuration (as in tests/test_run.py) with tiny data and backbones, and
-a gate that any model passes, so that `kedro run` registers a champion. Before there is data, a
-training run or a champion, each notebook must stop at its prerequisite cell with the command
-that fixes it.
+A copy of the project (kedro_project.make_project, as in tests/test_run.py) with tiny data and
+backbones, and a gate that any model passes, so that `kedro run` registers a champion. Before
+there is data, a training run or a champion, each notebook must stop at its prerequisite cell
+with the command that fixes it.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
+from kedro_project import OPEN_GATE, ROOT, env, kedro, make_project, tiny_parameters
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-TINY_PARAMETERS = """
-demo_data: {n_images: 40, image_size: 64, seed: 3}
-data_ingestion: {min_group_size: 2, num_workers: 2}
-feature_extraction:
-  backbones:
-    resnet: {arch: resnet18, image_size: 64}
-    clip: {image_size: 64}
-    spectral: {image_size: 64}
-  runtime: {batch_size: 16, num_workers: 0, progress: false}
-ensemble_training: {epochs: 6, patience: 3, batch_size: 16}
-validation:
-  bootstrap_samples: 200
-  min_group_size: 3
-  robustness: {enabled: false}
-  gate:
-    validation_threshold: 0.0
-    max_mean_robustness_drop: 1.0
-    max_worst_robustness_drop: 1.0
-    max_auc_gap: 1.0
-    max_equalized_odds_difference: 1.0
-"""
+PARAMETERS = tiny_parameters(OPEN_GATE, {
+    "validation": {"bootstrap_samples": 200, "robustness": {"enabled": False}},
+})
 pytestmark = pytest.mark.slow
 
 
 def environment() -> dict[str, str]:
-    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
-    env.pop("MPLBACKEND", None)  # the kernel's inline backend puts the figures in the outputs
-    env.pop("KEDRO_LOGGING_CONFIG", None)  # relative to the repository, not the copy
-    return env
-
-
-def kedro(project: Path, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        cwd=project, env=environment(), capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, f"kedro {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    environ = env()
+    environ.pop("MPLBACKEND", None)  # the kernel's inline backend puts the figures in the outputs
+    return environ
 
 
 def execute(project: Path, name: str) -> nbformat.NotebookNode:
@@ -87,13 +57,7 @@ def prerequisite_error(project: Path, name: str) -> str:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """An empty copy of the project: configuration, notebooks, no data, no MLflow store."""
-    path = tmp_path_factory.mktemp("notebook_project")
-    shutil.copytree(ROOT / "conf", path / "conf", ignore=shutil.ignore_patterns("local"))
-    (path / "conf" / "local").mkdir()
-    (path / "conf" / "local" / "parameters.yml").write_text(TINY_PARAMETERS)
-    shutil.copy(ROOT / "pyproject.toml", path / "pyproject.toml")
-    shutil.copy(ROOT / ".telemetry", path / ".telemetry")
-    (path / "src").mkdir()  # the package itself is installed (editable) in the venv
+    path = make_project(tmp_path_factory.mktemp("notebook_project"), PARAMETERS, data_layers=False)
     (path / "notebooks").mkdir()
     for notebook in NOTEBOOKS:
         shutil.copy(notebook, path / "notebooks" / notebook.name)
@@ -116,7 +80,8 @@ def test_notebooks_are_committed_without_outputs():
 def test_each_notebook_names_its_missing_prerequisite(project):
     # The order matters: each step creates the previous notebook's prerequisite.
     assert "kedro run --pipelines demo_data" in prerequisite_error(project, NOTEBOOKS[0].name)
-    kedro(project, "run", "--pipelines", "demo_data")  # data, and an MLflow run that trained nothing
+    # Data, and an MLflow run that trained nothing.
+    kedro(project, "run", "--pipelines", "demo_data", environ=environment())
     no_run, no_champion = in_parallel(prerequisite_error, project,
                                       [NOTEBOOKS[1].name, NOTEBOOKS[2].name])
     assert "No training run" in no_run and "`kedro run`" in no_run
@@ -125,8 +90,9 @@ def test_each_notebook_names_its_missing_prerequisite(project):
 
 def test_notebooks_run_end_to_end_on_a_trained_project(project):
     if not (project / "data" / "01_raw" / "manifest.csv").is_file():
-        kedro(project, "run", "--pipelines", "demo_data")
-    kedro(project, "run")  # trains, validates (gate relaxed) and registers the champion
+        kedro(project, "run", "--pipelines", "demo_data", environ=environment())
+    # Trains, validates (gate relaxed) and registers the champion.
+    kedro(project, "run", environ=environment())
 
     explore, run, score = in_parallel(execute, project, [n.name for n in NOTEBOOKS])
     assert "40 images" in _text(explore)
