@@ -260,6 +260,21 @@ def test_forced_deploy_and_cleanup_keep_aliased_versions(project, client, monkey
     assert record["version"] == "1" and record["tags"]["validation_passed"] == "true"
 
 
+def test_retraining_reads_a_version_registered_without_retraining(project, client, monkeypatch):
+    # Version 4 came from `--pipelines registration`: its MLflow run trained nothing.
+    from deepfake_kedro.retraining.champion import load_champion
+
+    assert models_cli(project, monkeypatch, "deploy", "4").exit_code == 0
+    version = client.get_model_version(MODEL, "4")
+    assert version.tags["training_run_id"] != version.run_id
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    champion = load_champion(client, MODEL)
+    assert champion.version == "4" and champion.problems == []
+    assert champion.run_id == version.tags["training_run_id"]
+    assert champion.checkpoint["registry_version"] == "4"  # the packaged one
+    assert len(champion.training_manifest) == 40
+
+
 def test_failed_validation_registers_nothing(project, client):
     # Re-decide the gate on the same scores with a check no model passes: a Brier score of 0
     # needs every probability to be exactly 0 or 1.

@@ -63,7 +63,10 @@ class Server:
         tokens = f"read:{READ},trainer:{TRAINER},operator:{OPERATOR}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "kedro", "api", "serve", "--port", str(self.port)],
-            cwd=self.project, env=env(DEEPFAKE_KEDRO_API_TOKENS=tokens),
+            # Jobs inherit this environment. MLflow samples system metrics every 10 s by
+            # default; a job on cached tiny data can finish sooner, so sample every second.
+            cwd=self.project,
+            env=env(DEEPFAKE_KEDRO_API_TOKENS=tokens, MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1"),
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
         )
         wait_for(self._up, 120, f"the server to start (log: {self.log})")
