@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 from kedro_mlflow.pipeline import pipeline_ml_factory
+from kedro_mlflow.pipeline.pipeline_ml import KedroMlflowPipelineMLError, PipelineML
 
 from deepfake_kedro.inference.packaging import log_model_kwargs
 from deepfake_kedro.pipelines.inference import create_model_pipeline
 from deepfake_kedro.pipelines.inference.pipeline import INPUT_NAME
+
+logger = logging.getLogger(__name__)
 
 # Pipelines that make up a full training run, in data-flow order.
 TRAINING_PIPELINES = (
@@ -50,10 +55,36 @@ def register_pipelines() -> dict[str, Pipeline]:
     return pipelines
 
 
+class TrainingPipelineML(PipelineML):
+    """kedro-mlflow's ``PipelineML`` that also runs a part of training.
+
+    ``kedro run --nodes ...`` / ``--to-nodes ...`` on ``__default__`` may select nodes that do
+    not produce what the inference pipeline needs (checkpoint, validation results);
+    ``PipelineML`` refuses such a filter. Here the part runs as a plain pipeline, and no model
+    is logged or registered for it.
+    """
+
+    def _turn_pipeline_to_ml(self, pipeline: Pipeline) -> Pipeline:
+        try:
+            return super()._turn_pipeline_to_ml(pipeline)
+        except KedroMlflowPipelineMLError:
+            logger.warning(
+                "This run covers only part of training: no model is logged or registered"
+            )
+            return Pipeline(pipeline.nodes)
+
+
 def _bind(training: Pipeline, inference: Pipeline) -> Pipeline:
-    return pipeline_ml_factory(
+    bound = pipeline_ml_factory(
         training=training,
         inference=inference,
         input_name=INPUT_NAME,
         log_model_kwargs=log_model_kwargs(),
+    )
+    return TrainingPipelineML(
+        nodes=bound.nodes,
+        inference=bound.inference,
+        input_name=bound.input_name,
+        kpm_kwargs=bound.kpm_kwargs,
+        log_model_kwargs=bound.log_model_kwargs,
     )
