@@ -163,6 +163,13 @@ def test_validating_a_registered_version(project, client):
     assert "validation.test_auc" in run.data.metrics
     assert aliases(client) == {"champion": "1", "challenger": "1"}  # aliases never move
 
+    # model_uri with training is refused before anything runs (and no MLflow run is left open).
+    refused = kedro(project, "run", "--params", f"model_uri=models:/{MODEL}/1", check=False)
+    assert refused.returncode != 0
+    assert "this run trains a new model" in refused.stdout + refused.stderr
+    experiment = client.get_experiment_by_name("deepfake_kedro")
+    assert not client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+
 
 def test_second_run_not_better_by_the_margin_stays_challenger(project, client):
     first = client.get_model_version(MODEL, "1")

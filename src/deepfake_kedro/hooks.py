@@ -153,18 +153,16 @@ class RevalidationHooks:
     and ``last_validation_summary``. It never moves an alias.
     """
 
-    def __init__(self) -> None:
-        self._run_id: str | None = None
-
-    @hook_impl(trylast=True)
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        import mlflow
-
-        run = mlflow.active_run()
-        self._run_id = run.info.run_id if run is not None else None
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
+        # tryfirst: refuse before kedro-mlflow opens a run that would stay open.
         uri = _runtime_model_uri(run_params)
-        if run is not None and uri:
-            mlflow.set_tag("validated_model_uri", uri)
+        if uri and "fusion_checkpoint" in pipeline.all_outputs():
+            raise ValueError(
+                f"model_uri={uri} selects a registered version to validate or score, but this "
+                "run trains a new model. Validate it with `kedro run --pipelines validation "
+                "--params model_uri=...`, score with `--pipelines inference`, or drop model_uri"
+            )
 
     @hook_impl
     def after_pipeline_run(
@@ -175,10 +173,13 @@ class RevalidationHooks:
             return
         from datetime import UTC, datetime
 
+        import mlflow
         from mlflow import MlflowClient
 
         from deepfake_kedro.datasets.registered_model import parse_registry_uri
 
+        run = mlflow.last_active_run()  # kedro-mlflow's run of this pipeline, now ended
+        run_id = run.info.run_id if run is not None else None
         verdict = catalog.load("validation_verdict")
         checkpoint = catalog.load("fusion_checkpoint")
         name, _, _ = parse_registry_uri(uri)
@@ -189,11 +190,13 @@ class RevalidationHooks:
         tags = {
             "last_validation_passed": str(bool(verdict.get("passed"))).lower(),
             "last_validation_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "last_validation_run_id": self._run_id or "untracked",
+            "last_validation_run_id": run_id or "untracked",
             "last_validation_summary": str(verdict.get("summary") or "")[:5000],
         }
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
+        if run_id is not None:
+            client.set_tag(run_id, "validated_model_uri", uri)
         logger.info(
             "Validation of version %s of '%s': %s (tagged on the version)",
             version,
