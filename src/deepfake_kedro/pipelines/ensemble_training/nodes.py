@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,8 @@ def train_ensemble(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz 
         "backbones": backbones,
         "backbone_configs": {name: branch_config(tables[name]) for name in params.branches},
         "dataset_fingerprint": dataset_fingerprint["fingerprint"],
+        # When it was trained: a version registered later without retraining keeps it.
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return (
         checkpoint,
