@@ -20,13 +20,11 @@ from deepfake_kedro.evaluation.config import ValidationConfig
 from deepfake_kedro.features import ExtractionConfig
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.pipelines.validation.nodes import (
-    EVALUATED_SPLITS,
     evaluate_performance,
-    score_rows,
+    score_evaluated_rows,
     validation_metric_values,
 )
 from deepfake_kedro.registry.config import RegistryConfig
-from deepfake_kedro.training.inputs import LABEL_VALUES
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +53,9 @@ def evaluate_champion(  # noqa: PLR0913 - one input per branch keeps the Kedro-V
         return {"available": False, "reason": "there is no champion yet"}
     version = champion_checkpoint.get("registry_version")
     tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
-    rows = split_manifest[split_manifest["split"].isin(EVALUATED_SPLITS)].reset_index(drop=True)
-    probability, how = score_rows(champion_checkpoint, rows, tables, raw_images, runtime)
-    scores = rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=probability)
+    scores, how = score_evaluated_rows(
+        champion_checkpoint, split_manifest, tables, raw_images, runtime
+    )
     performance = evaluate_performance(scores, validation)
     metrics = {
         f"test_{k}": float(v)

@@ -61,12 +61,28 @@ def score_model_inputs(  # noqa: PLR0913 - one input per branch keeps the Kedro-
         The val/test manifest rows with ``y`` (1 = fake) and ``score`` (fake probability).
     """
     tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
+    scores, _ = score_evaluated_rows(fusion_checkpoint, split_manifest, tables, raw_images, runtime)
+    return scores
+
+
+def score_evaluated_rows(
+    checkpoint: dict[str, Any],
+    split_manifest: pd.DataFrame,
+    tables: dict[str, dict[str, np.ndarray]],
+    store: ImageStore,
+    runtime: ExtractionConfig,
+) -> tuple[pd.DataFrame, str]:
+    """The val/test rows with ``y`` and the model's ``score``, and how features were had.
+
+    Raises:
+        ValueError: if the val or the test split is empty.
+    """
     rows = split_manifest[split_manifest["split"].isin(EVALUATED_SPLITS)].reset_index(drop=True)
     for split in EVALUATED_SPLITS:
         if not (rows["split"] == split).any():
             raise ValueError(f"the {split!r} split is empty: check data_ingestion.split fractions")
-    scores, _ = score_rows(fusion_checkpoint, rows, tables, raw_images, runtime)
-    return rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=scores)
+    probability, how = score_rows(checkpoint, rows, tables, store, runtime)
+    return rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=probability), how
 
 
 def score_rows(
