@@ -8,6 +8,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from deepfake_kedro.registry.operations import find_version
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,21 +51,20 @@ class RegisteredModelDataset(AbstractDataset[None, RegisteredDetector]):
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        client = MlflowClient()
+        detail = "not found"
         try:
-            if self._alias is not None:
-                mv = client.get_model_version_by_alias(self._name, self._alias)
-            else:
-                mv = client.get_model_version(self._name, self._version)
+            mv = find_version(MlflowClient(), self._name, self._alias, self._version)
         except MlflowException as exc:
+            mv, detail = None, getattr(exc, "message", str(exc))
+        if mv is None:
             what = f"alias '{self._alias}'" if self._alias else f"version {self._version}"
             raise DatasetError(
                 f"no {what} of registered model '{self._name}' in the registry at "
-                f"{mlflow.get_registry_uri()} ({exc.message if hasattr(exc, 'message') else exc}). "
+                f"{mlflow.get_registry_uri()} ({detail}). "
                 "Train and register one with `kedro run`, deploy a version with "
                 "`kedro models deploy <version>`, or pick another with "
                 "--params model_uri=models:/<name>/<version>; `kedro models list` shows them"
-            ) from exc
+            )
         uri = f"models:/{self._name}/{mv.version}"
         logger.info("Loading %s (%s) ...", uri, self._model_uri)
         model = mlflow.pyfunc.load_model(uri)
@@ -153,26 +154,17 @@ def load_registered_checkpoint(model_uri: str, *, missing_ok: bool = False) -> d
     import mlflow
     import torch
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     name, alias, version = parse_registry_uri(model_uri)
-    client = MlflowClient()
-    try:
-        mv = (
-            client.get_model_version_by_alias(name, alias)
-            if alias is not None
-            else client.get_model_version(name, version)
+    mv = find_version(MlflowClient(), name, alias, version)
+    if mv is None:
+        if missing_ok:
+            logger.info("No %s in the registry yet", model_uri)
+            return None
+        raise DatasetError(
+            f"{model_uri} is not in the registry at {mlflow.get_registry_uri()}: "
+            "`kedro models list` shows the registered versions"
         )
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            if missing_ok:
-                logger.info("No %s in the registry yet", model_uri)
-                return None
-            raise DatasetError(
-                f"{model_uri} is not in the registry at {mlflow.get_registry_uri()}: "
-                "`kedro models list` shows the registered versions"
-            ) from exc
-        raise
     with tempfile.TemporaryDirectory() as tmp:
         # Only the pipeline's artifacts (checkpoint, threshold, params), not the code.
         local = Path(
@@ -191,3 +183,4 @@ def load_registered_checkpoint(model_uri: str, *, missing_ok: bool = False) -> d
     checkpoint["registry_version"] = str(mv.version)
     checkpoint["registry_model_uri"] = f"models:/{name}/{mv.version}"
     return checkpoint
+

@@ -541,6 +541,21 @@ def _ordered_aliases(aliases: list[str]) -> list[str]:
     return known + sorted(set(aliases) - set(ALIAS_ORDER))
 
 
+def find_version(
+    client: MlflowClient, name: str, alias: str | None, version: str | None
+) -> ModelVersion | None:
+    """The model version an alias or a version number names, or ``None`` when the model,
+    the alias or the version does not exist (other registry errors are raised)."""
+    try:
+        if alias is not None:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
 def _get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
     try:
         return client.get_model_version(name, version)

@@ -29,6 +29,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from deepfake_kedro.registry.operations import find_version
+
 logger = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
@@ -103,13 +105,10 @@ def load_champion(client: MlflowClient, model_name: str) -> ChampionInfo | None:
     Returns:
         ``None`` when the model is not registered or has no champion.
     """
-    try:
-        version = client.get_model_version_by_alias(model_name, CHAMPION_ALIAS)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            logger.info("'%s' has no %s: %s", model_name, CHAMPION_ALIAS, error.message)
-            return None
-        raise
+    version = find_version(client, model_name, CHAMPION_ALIAS, None)
+    if version is None:
+        logger.info("'%s' has no %s (or is not registered)", model_name, CHAMPION_ALIAS)
+        return None
     tags = dict(version.tags or {})
     info = ChampionInfo(
         model_name=model_name,
