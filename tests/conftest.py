@@ -8,10 +8,13 @@ import os
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
+import shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import mlflow  # noqa: E402
 import pytest  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
 
 from deepfake_kedro.demo import DemoConfig, write_demo_dataset  # noqa: E402
 
@@ -36,6 +39,33 @@ def mlflow_tracking(tmp_path: Path):
     mlflow.set_experiment(
         experiment_id=mlflow.create_experiment("tests", artifact_location=(tmp_path / "artifacts").as_uri())
     )
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="session")
+def _migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty store with the schema created once: creating it takes seconds per database."""
+    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def registry_tracking(tmp_path: Path, _migrated_db: Path) -> Iterator[str]:
+    """Tracking URI of a copy of the migrated store, set as MLflow's; experiment
+    ``deepfake_kedro`` keeps its artifacts under tmp_path (the default experiment would write
+    ./mlruns in the repo)."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy(_migrated_db, db)
+    uri = f"sqlite:///{db}"
+    MlflowClient(uri).create_experiment(
+        "deepfake_kedro", artifact_location=(tmp_path / "mlartifacts").as_uri()
+    )
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
+from registry_helpers import NAME, PASSED, register
+from registry_helpers import aliases as _aliases
+from registry_helpers import logged_run as _run
 
 from deepfake_kedro.pipelines.registration.nodes import prepare_registration
 from deepfake_kedro.registry import operations
@@ -18,16 +20,7 @@ from deepfake_kedro.registry.operations import (
     register_model,
 )
 
-NAME = "deepfake-detector"
 OLD, NEW = "fp-old", "fp-new"
-PASSED = {"passed": True, "failed": [], "summary": "PASSED"}
-
-
-def _run(client: MlflowClient) -> str:
-    experiment = client.get_experiment_by_name("deepfake_kedro").experiment_id
-    with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.log_text("tiny model", "model/model.txt")
-    return run.info.run_id
 
 
 def _register(
@@ -37,21 +30,7 @@ def _register(
     fingerprint: str,
     baseline: dict | None = None,
 ) -> operations.RegistrationResult:
-    run_id = _run(client)
-    return register_model(
-        client,
-        config,
-        model_uri=f"runs:/{run_id}/model",
-        run_id=run_id,
-        verdict=PASSED,
-        metrics={"test_auc": auc, "test_eer": 1 - auc},
-        tags={"dataset_fingerprint": fingerprint},
-        champion_baseline=baseline,
-    )
-
-
-def _aliases(client: MlflowClient) -> dict[str, str]:
-    return {alias: str(v) for alias, v in client.get_registered_model(NAME).aliases.items()}
+    return register(client, config, auc, fingerprint=fingerprint, champion_baseline=baseline)
 
 
 def _baseline(auc: float, version: str = "1", fingerprint: str = NEW) -> dict:

@@ -9,6 +9,11 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from registry_helpers import NAME, PASSED
+from registry_helpers import aliases as _aliases
+from registry_helpers import experiment_id as _experiment_id
+from registry_helpers import logged_run as _run
+from registry_helpers import register as _register
 
 from deepfake_kedro.registry import operations
 from deepfake_kedro.registry.config import RegistryConfig
@@ -25,58 +30,11 @@ from deepfake_kedro.registry.operations import (
     rollback,
 )
 
-NAME = "deepfake-detector"
-EXPERIMENT = "deepfake_kedro"
-PASSED = {"passed": True, "failed": [], "summary": "PASSED: 7 checks passed, 0 skipped"}
 FAILED = {
     "passed": False,
     "failed": ["test AUC 0.8100 is below validation_threshold 0.95"],
     "summary": "FAILED 1 of 7 checks",
 }
-
-
-def _experiment_id(client: MlflowClient) -> str:
-    return client.get_experiment_by_name(EXPERIMENT).experiment_id
-
-
-def _run(client: MlflowClient) -> str:
-    """A real finished run with a tiny artifact standing in for the model."""
-    with mlflow.start_run(experiment_id=_experiment_id(client)) as run:
-        mlflow.log_text("tiny model", "model/model.txt")
-    return run.info.run_id
-
-
-def _register(
-    client: MlflowClient,
-    config: RegistryConfig,
-    auc: float,
-    *,
-    fingerprint: str = "fp-a",
-    run_id: str | None = None,
-    verdict: dict | None = None,
-    metrics: dict | None = None,
-) -> operations.RegistrationResult:
-    run_id = run_id or _run(client)
-    return register_model(
-        client,
-        config,
-        model_uri=f"runs:/{run_id}/model",
-        run_id=run_id,
-        verdict=verdict or PASSED,
-        metrics=metrics or {"test_auc": auc, "test_eer": 1 - auc},
-        tags={
-            "dataset_fingerprint": fingerprint,
-            "git_commit": "abc1234",
-            "backbones": "resnet50,clip",
-            "weights": "IMAGENET1K_V2,openai",
-            "validation_report": f"runs:/{run_id}/validation_report.html",
-        },
-    )
-
-
-def _aliases(client: MlflowClient) -> dict[str, str]:
-    # The SQL store gives versions as ints; the operations use strings.
-    return {alias: str(v) for alias, v in client.get_registered_model(NAME).aliases.items()}
 
 
 def _tags(client: MlflowClient, version: str) -> dict[str, str]:

@@ -3,12 +3,10 @@ tiny demo data, and a helper that registers it as champion the way registration 
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,28 +49,10 @@ class _NoState:
         pass
 
 
-@pytest.fixture(scope="session")
-def _migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture
-def client(tmp_path: Path, _migrated_db: Path) -> Iterator[MlflowClient]:
-    """A client on a fresh copy of a migrated SQLite store; artifacts under tmp_path."""
-    db = tmp_path / "mlflow.db"
-    shutil.copy(_migrated_db, db)
-    uri = f"sqlite:///{db}"
-    MlflowClient(uri).create_experiment(
-        EXPERIMENT, artifact_location=(tmp_path / "mlartifacts").as_uri()
-    )
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    yield MlflowClient(uri)
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(previous)
+def client(registry_tracking: str) -> MlflowClient:
+    """A client on a fresh copy of a migrated SQLite store (tests/conftest.py)."""
+    return MlflowClient(registry_tracking)
 
 
 @pytest.fixture(scope="session")
