@@ -1,0 +1,177 @@
+"""The project bootstrap: find the Kedro project, load its configuration, open a session.
+
+One route to the project's configuration for the pipelines (the list of branches), the
+project commands and the API, through public Kedro APIs only:
+
+- :func:`find_project` -- the project root: ``DEEPFAKE_KEDRO_PROJECT_PATH`` when set, else
+  the nearest Kedro project above ``start`` (default: the current folder).
+- :func:`config_loader` / :func:`parameters` -- the project's own config loader (its
+  settings: custom resolvers, soft-merged parameters) for an environment and runtime
+  parameters, without a session (no hooks, no MLflow set-up).
+- :func:`session` -- ``bootstrap_project`` + ``KedroSession.create``.
+- :func:`branches` -- the feature branches: the keys of ``feature_extraction.backbones``
+  (in order), without those set to ``enabled: false``. The pipelines are built from it.
+
+:class:`ProjectHooks` records the configuration of the session that is running, so that
+the pipelines follow that session's environment and ``--params`` (and are rebuilt when a
+later session in the same process lists other branches).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+from kedro.utils import find_kedro_project
+
+logger = logging.getLogger(__name__)
+
+PROJECT_PATH_ENV = "DEEPFAKE_KEDRO_PROJECT_PATH"
+BACKBONES_KEY = ("feature_extraction", "backbones")
+
+
+class ProjectNotFoundError(RuntimeError):
+    """No Kedro project where one was looked for."""
+
+
+def find_project(start: Path | str | None = None) -> Path:
+    """The project root: ``$DEEPFAKE_KEDRO_PROJECT_PATH``, else the nearest Kedro project
+    at or above ``start`` (default: the current folder).
+
+    Raises:
+        ProjectNotFoundError: naming where it looked and how to point at the project.
+    """
+    configured = os.environ.get(PROJECT_PATH_ENV)
+    if configured:
+        path = Path(configured).expanduser().resolve()
+        if find_kedro_project(path) != path:
+            raise ProjectNotFoundError(
+                f"{PROJECT_PATH_ENV}={configured} is not a Kedro project (no pyproject.toml "
+                "with [tool.kedro] there): point it at the project root or unset it"
+            )
+        return path
+    here = Path(start or Path.cwd()).expanduser().resolve()
+    found = find_kedro_project(here)
+    if found is None:
+        raise ProjectNotFoundError(
+            f"no Kedro project found in {here} or above: run this inside the project or set "
+            f"{PROJECT_PATH_ENV} to its root"
+        )
+    return Path(found).resolve()
+
+
+def config_loader(
+    project: Path | None = None,
+    env: str | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+) -> Any:
+    """The project's config loader (the class and arguments of its ``settings.py``)."""
+    from deepfake_kedro import settings
+
+    project = project or find_project()
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / "conf"),
+        env=env,
+        runtime_params=dict(runtime_params or {}),
+        **settings.CONFIG_LOADER_ARGS,
+    )
+
+
+def parameters(
+    project: Path | None = None,
+    env: str | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The project's parameters for ``env`` with ``runtime_params`` applied, as for a run."""
+    return dict(config_loader(project, env, runtime_params)["parameters"])
+
+
+@contextmanager
+def session(
+    project: Path | None = None,
+    env: str | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+) -> Iterator[Any]:
+    """A ``KedroSession`` of the project (bootstrapped first), closed on exit."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    project = project or find_project()
+    bootstrap_project(project)
+    with KedroSession.create(
+        project_path=project, env=env, runtime_params=dict(runtime_params or {})
+    ) as kedro_session:
+        yield kedro_session
+
+
+# ---------------------------------------------------------------------------- branches
+
+_running_loader: Any = None
+"""The config loader of the session that is running (set by :class:`ProjectHooks`)."""
+_built_with: list[str] | None = None
+"""The branches the registered pipelines were last built from."""
+
+
+def branches_from(params: Mapping[str, Any]) -> list[str]:
+    """The enabled branches of ``params`` (``feature_extraction.backbones`` keys, in order).
+
+    Raises:
+        ValueError: if there are none, or a name cannot name a branch.
+    """
+    backbones = params
+    for key in BACKBONES_KEY:
+        backbones = backbones.get(key) if isinstance(backbones, Mapping) else None
+    if not isinstance(backbones, Mapping) or not backbones:
+        raise ValueError(
+            "feature_extraction.backbones lists no backbone: add one entry per branch "
+            "(conf/base/parameters_feature_extraction.yml)"
+        )
+    names = [
+        name
+        for name, config in backbones.items()
+        if isinstance(config, Mapping) and config.get("enabled", True)
+    ]
+    bad = [name for name in names if not str(name).isidentifier()]
+    if bad:
+        raise ValueError(
+            f"feature_extraction.backbones: branch names must be Python identifiers "
+            f"(letters, digits, '_'), got {bad}"
+        )
+    if not names:
+        raise ValueError(
+            "every backbone under feature_extraction.backbones has enabled: false: enable one"
+        )
+    return [str(name) for name in names]
+
+
+def branches() -> list[str]:
+    """The feature branches of the running session's configuration (else of the project's
+    ``KEDRO_ENV`` environment, default ``local``)."""
+    global _built_with
+    loader = _running_loader
+    if loader is None:
+        loader = config_loader(env=os.environ.get("KEDRO_ENV"))
+    names = branches_from(loader["parameters"])
+    _built_with = names
+    return names
+
+
+class ProjectHooks:
+    """Let the pipelines follow the configuration of the session that is running."""
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: Any) -> None:
+        global _running_loader
+        _running_loader = context.config_loader
+        if _built_with is None:
+            return  # the pipelines are built later, from this context
+        if branches_from(context.config_loader["parameters"]) != _built_with:
+            from kedro.framework import project as kedro_project
+
+            logger.info("The branches changed since the pipelines were built: rebuilding them")
+            kedro_project.pipelines.configure(f"{kedro_project.PACKAGE_NAME}.pipeline_registry")
