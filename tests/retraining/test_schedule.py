@@ -1,5 +1,6 @@
 """kedro schedule's jobs: triggers, misfire settings, catch-up of a missed run, state."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,6 @@ from deepfake_kedro.retraining.schedule import (
     CLEANUP_JOB,
     ScheduleState,
     build_scheduler,
-    cron_trigger,
     describe_jobs,
     missed_run,
 )
@@ -75,23 +75,6 @@ def test_run_missed_while_down_is_caught_up_once_at_start(started, tmp_path):
     assert jobs[CLEANUP_JOB].next_run_time > NOW + timedelta(days=3)  # next Sunday
 
 
-@pytest.mark.parametrize(
-    ("crontab", "weekday"),
-    [("0 4 * * 0", 6), ("0 4 * * 7", 6), ("0 4 * * sun", 6), ("0 4 * * 1", 0)],
-)
-def test_day_of_week_numbers_mean_what_they_mean_in_cron(crontab, weekday):
-    fire = cron_trigger(crontab, UTC).get_next_fire_time(None, NOW)
-    assert fire.weekday() == weekday and fire.hour == 4
-
-
-def test_day_of_week_steps_and_ranges_are_kept():
-    weekdays = cron_trigger("0 4 * * 1-5", UTC)
-    fires = [weekdays.get_next_fire_time(None, NOW + timedelta(days=d)).weekday() for d in range(7)]
-    assert set(fires) == {0, 1, 2, 3, 4}
-    with pytest.raises(ValueError, match="5 fields|need 5"):
-        cron_trigger("0 4 * *", UTC)
-
-
 def test_missed_run_respects_the_grace_time_and_the_first_start():
     trigger = CronTrigger.from_crontab("0 3 * * *", timezone=UTC)
     last = NOW - timedelta(days=1, hours=2)
@@ -120,3 +103,16 @@ def test_corrupt_state_file_names_the_fix(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="delete it"):
         ScheduleState(path).load()
+
+
+def test_state_is_written_in_the_project_format_and_reads_old_offsets(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({CHECK_JOB: "2026-03-03T03:00:00+00:00"}))  # earlier versions
+    state = ScheduleState(path)
+    assert state.load() == {CHECK_JOB: NOW.replace(day=3, hour=3)}
+    state.record(CLEANUP_JOB, NOW)
+    assert json.loads(path.read_text()) == {
+        CHECK_JOB: "2026-03-03T03:00:00Z",
+        CLEANUP_JOB: "2026-03-04T12:00:00Z",
+    }
+    assert state.load() == {CHECK_JOB: NOW.replace(day=3, hour=3), CLEANUP_JOB: NOW}

@@ -7,8 +7,11 @@ fails before the run starts, with the offending field named in the error.
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from deepfake_kedro.retraining.crontab import cron_trigger
 
 
 class FreshnessConfig(BaseModel):
@@ -109,8 +112,6 @@ class ScheduleConfig(BaseModel):
     @field_validator("check_cron", "cleanup_cron")
     @classmethod
     def _valid_crontab(cls, value: str) -> str:
-        from deepfake_kedro.retraining.schedule import cron_trigger
-
         try:
             cron_trigger(value, "UTC")
         except ValueError as err:
@@ -123,8 +124,6 @@ class ScheduleConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as err:

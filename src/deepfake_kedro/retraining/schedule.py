@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,38 +22,13 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from deepfake_kedro.retraining.config import ScheduleConfig
+from deepfake_kedro.retraining.crontab import cron_trigger
+from deepfake_kedro.values import iso
 
 logger = logging.getLogger(__name__)
 
 CHECK_JOB = "daily_retraining_check"
 CLEANUP_JOB = "weekly_model_cleanup"
-
-
-_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def cron_trigger(crontab: str, timezone: Any) -> CronTrigger:
-    """A trigger for a standard 5-field crontab, with cron's day-of-week numbers.
-
-    APScheduler 3 reads day-of-week numbers as 0 = Monday, while cron means 0 (and 7) =
-    Sunday: ``0 4 * * 0`` would run on Mondays. Numbers in that field are turned into day
-    names first, so a crontab means here what it means in ``crontab -e``.
-
-    Raises:
-        ValueError: if the crontab is not 5 fields or a day number is above 7.
-    """
-    fields = crontab.split()
-    if len(fields) != 5:
-        raise ValueError(f"wrong number of fields in crontab {crontab!r}: got {len(fields)}, need 5")
-
-    def name(match: re.Match[str]) -> str:
-        number = int(match.group(1))
-        if number > 7:
-            raise ValueError(f"day of week {number} in crontab {crontab!r} is not 0-7")
-        return _DAY_NAMES[number]
-
-    fields[4] = re.sub(r"(?<![/\d])(\d+)", name, fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
 
 
 class ScheduleState:
@@ -64,7 +38,11 @@ class ScheduleState:
         self.path = Path(path)
 
     def load(self) -> dict[str, datetime]:
-        """``{job_id: last run (UTC)}``; empty when the file does not exist yet."""
+        """``{job_id: last run (UTC)}``; empty when the file does not exist yet.
+
+        Reads project timestamps (``2026-03-04T03:00:00Z``) and the ``+00:00`` offsets that
+        state files written by earlier versions hold.
+        """
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -78,8 +56,8 @@ class ScheduleState:
 
     def record(self, job_id: str, when: datetime) -> None:
         """Remember that ``job_id`` ran at ``when``."""
-        state = {k: v.isoformat() for k, v in self.load().items()}
-        state[job_id] = when.astimezone(UTC).isoformat(timespec="seconds")
+        state = {k: iso(v) for k, v in self.load().items()}
+        state[job_id] = iso(when)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
