@@ -6,7 +6,6 @@ import uuid
 import fsspec
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from deepfake_kedro.features import (
@@ -125,27 +124,6 @@ def test_meta_records_identity_and_dim(manifest, store, extractor, config, cache
     assert "created" in meta
 
 
-def test_compact_merges_small_shards_and_keeps_content(
-    manifest, store, image_root, extractor, config, cache_root, make_images
-):
-    cache = cache_root.open(extractor.identity())
-    update_cache(manifest, store, extractor, cache, config)  # shards of 16, 16, 8
-    extra = make_images(image_root, 4, seed=5, prefix="extra")
-    update_cache(extra, store, extractor, cache, config)  # a shard of 4
-    hashes = manifest["content_hash"].tolist() + extra["content_hash"].tolist()
-    cache.write(hashes[:3], cache.load(hashes[:3]))  # repeated rows, as after a retried write
-    before = cache.load(hashes)
-    assert len(cache.shards()) == 5
-
-    count = cache.compact(rows_per_shard=32)
-
-    assert count == len(cache.shards()) == 2
-    sizes = sorted(pq.ParquetFile(p).metadata.num_rows for p in cache.shards())
-    assert sizes == [12, 32]  # 44 unique rows, repeats dropped
-    np.testing.assert_array_equal(cache.load(hashes), before)
-    assert cache.compact(rows_per_shard=32) == 2  # nothing left to merge
-
-
 def test_an_interrupted_write_leaves_no_readable_partial_shard(
     manifest, store, extractor, config, cache_root, monkeypatch
 ):
@@ -223,10 +201,6 @@ def test_works_on_an_fsspec_memory_root(manifest, image_root, extractor, config)
     assert second["n_extracted"] == 0
     expected = reference_features(manifest, store, extractor, config)
     wanted = manifest["content_hash"].tolist()
-    np.testing.assert_allclose(
-        cache.load(wanted), np.stack([expected[h] for h in wanted]), rtol=1e-6
-    )
-    assert cache.compact(rows_per_shard=64) == 1
     np.testing.assert_allclose(
         cache.load(wanted), np.stack([expected[h] for h in wanted]), rtol=1e-6
     )

@@ -27,6 +27,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import roc_auc_score
 
 from deepfake_kedro.evaluation.metrics import check_binary_inputs
+from deepfake_kedro.values import finite_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +187,10 @@ def _audit_attribute(
             "count": int(row["count"]),
             "n_real": int(row["n_real"]),
             "n_fake": int(row["n_fake"]),
-            "auc": _none_if_nan(row["auc"]),
-            "fpr": _none_if_nan(row["fpr"]),
-            "fnr": _none_if_nan(row["fnr"]),
-            "selection_rate": _none_if_nan(row["selection_rate"]),
+            "auc": finite_or_none(row["auc"]),
+            "fpr": finite_or_none(row["fpr"]),
+            "fnr": finite_or_none(row["fnr"]),
+            "selection_rate": finite_or_none(row["selection_rate"]),
             "too_small": bool(too_small[group]),
         }
         for group, row in table.iterrows()
@@ -204,19 +205,3 @@ def _audit_attribute(
         "notes": notes,
     }
 
-
-def _none_if_nan(value: Any) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def _nan_if_none(value: float | None) -> float:
-    return math.nan if value is None else value
-
-
-def _grey_out(bars: Any, small: list[bool]) -> None:
-    for bar, is_small in zip(bars, small, strict=True):
-        if is_small:
-            bar.set_facecolor("lightgrey")
-            bar.set_hatch("//")
-            bar.set_edgecolor("grey")

@@ -25,6 +25,7 @@ from deepfake_kedro.evaluation.perturbations import (
     check_perturbation,
     perturbation_label,
 )
+from deepfake_kedro.values import finite_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -200,14 +201,6 @@ def robustness_table(
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def robustness_summary(table: pd.DataFrame, clean_auc: float) -> dict[str, Any]:
     """Mean and worst AUC drop over all conditions, JSON-ready (NaN becomes ``None``).
 
@@ -227,7 +220,7 @@ def robustness_summary(table: pd.DataFrame, clean_auc: float) -> dict[str, Any]:
     else:
         valid = table
     summary: dict[str, Any] = {
-        "clean_auc": _finite_or_none(clean_auc),
+        "clean_auc": finite_or_none(clean_auc),
         "mean_drop": None,
         "worst_drop": None,
         "worst_case": None,
@@ -236,11 +229,11 @@ def robustness_summary(table: pd.DataFrame, clean_auc: float) -> dict[str, Any]:
     if len(valid) == 0:
         return summary
     worst = valid.loc[valid["drop"].idxmax()]
-    summary["mean_drop"] = _finite_or_none(valid["drop"].mean())
-    summary["worst_drop"] = _finite_or_none(worst["drop"])
+    summary["mean_drop"] = finite_or_none(valid["drop"].mean())
+    summary["worst_drop"] = finite_or_none(worst["drop"])
     summary["worst_case"] = perturbation_label(str(worst["perturbation"]), worst["severity"])
     per = valid.groupby("perturbation", sort=False)["drop"].mean()
-    summary["per_perturbation"] = {str(k): _finite_or_none(v) for k, v in per.items()}
+    summary["per_perturbation"] = {str(k): finite_or_none(v) for k, v in per.items()}
     return summary
 
 

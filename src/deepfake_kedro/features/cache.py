@@ -7,8 +7,7 @@ Layout under a root (``data/04_feature`` or ``s3://bucket/prefix/04_feature``)::
 
 ``key`` is a hash of the extractor's identity (backbone, weights, preprocessing), so a change
 of any of them writes to a new folder and never mixes features. Shard files are immutable and
-uniquely named, so fan-out workers write in parallel without coordination; ``compact`` merges
-small shards afterwards.
+uniquely named, so fan-out workers write in parallel without coordination.
 
 Shard format: Parquet with a ``content_hash`` string column and a ``features`` column of
 ``fixed_size_list<float32>[dim]``. Chosen over ``.npz`` because Parquet's footer lets a reader
@@ -352,66 +351,6 @@ class FeatureCache:
             with self._parquet(path) as parquet:
                 _gather(parquet, np.asarray(positions), np.asarray(rows), out)
         return out
-
-    def compact(self, rows_per_shard: int = 2048) -> int:
-        """Merge shards smaller than ``rows_per_shard`` into full ones, dropping repeated hashes.
-
-        New shards are written before the merged ones are deleted, so an interruption leaves
-        repeated rows (which readers tolerate), never lost ones. Run it when no extraction
-        writes to this cache (e.g. after all fan-out workers finished).
-
-        Returns:
-            The number of shard files afterwards.
-        """
-        if rows_per_shard < 1:
-            raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
-        index = self._index()
-        small = [p for p, h in index.items() if len(h) < rows_per_shard]
-        duplicated = len({h for hs in index.values() for h in hs.tolist()}) < sum(
-            len(h) for h in index.values()
-        )
-        if len(small) < 2 and not duplicated:
-            return len(index)
-        seen: set[str] = set()
-        for path, hashes in index.items():
-            if path not in small:
-                seen.update(hashes.tolist())
-        buffer_hashes: list[str] = []
-        buffer_features: list[np.ndarray] = []
-        buffered = 0
-        written: list[str] = []
-        for path in small:
-            with self._parquet(path) as parquet:
-                table = parquet.read()
-            shard_hashes = table.column(HASH_COLUMN).to_pylist()
-            keep = [i for i, h in enumerate(shard_hashes) if h not in seen and not seen.add(h)]
-            if not keep:
-                continue
-            features = _features_numpy(table.column(FEATURES_COLUMN))[keep]
-            buffer_hashes.extend(shard_hashes[i] for i in keep)
-            buffer_features.append(features)
-            buffered += len(keep)
-            while buffered >= rows_per_shard:
-                block = np.concatenate(buffer_features)
-                written.append(self.write(buffer_hashes[:rows_per_shard], block[:rows_per_shard]))
-                buffer_hashes = buffer_hashes[rows_per_shard:]
-                buffer_features = [block[rows_per_shard:]]
-                buffered -= rows_per_shard
-        if buffered:
-            written.append(self.write(buffer_hashes, np.concatenate(buffer_features)))
-        for path in small:
-            self.fs.rm_file(path)
-            self._hash_index.pop(path, None)
-        self.fs.invalidate_cache(self._dir)
-        count = len(self.shards())
-        logger.info(
-            "compacted %s: merged %d small shards into %d; %d shards now",
-            self.path,
-            len(small),
-            len(written),
-            count,
-        )
-        return count
 
 
 def _shard_bytes(hashes: list[str], features: np.ndarray, key: str) -> pa.Buffer:
