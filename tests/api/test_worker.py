@@ -7,6 +7,7 @@ test_server.py run the real pipelines); the worker executes whatever command a j
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 import time
@@ -201,5 +202,6 @@ def test_progress_hook_writes_only_when_asked(tmp_path, monkeypatch):
     state = json.loads(path.read_text())
     assert (state["node"], state["nodes_done"], state["nodes_total"], state["epoch"]) == (
         "a_node", 1, 2, 4)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", state["updated_at"])  # project format
     hooks.on_node_error(ValueError("boom"), _Node("b_node"))
     assert "node b_node failed: ValueError: boom" in json.loads(path.read_text())["error"]

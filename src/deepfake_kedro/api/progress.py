@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+
+from deepfake_kedro.values import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class ProgressHooks:
 
     def _write(self) -> None:
         path = Path(os.environ[PROGRESS_FILE_ENV])
-        state = {**(self._state or {}), "updated_at": datetime.now(UTC).isoformat()}
+        state = {**(self._state or {}), "updated_at": utc_now()}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from deepfake_kedro.demo.manipulations import double_jpeg, gan_upsample, self_blend
 from deepfake_kedro.demo.scene import Photo, camera_jpeg, render_photo
+from deepfake_kedro.values import iso
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def _max_delay_s(config: DemoConfig) -> int:
 
 def _timestamp(config: DemoConfig, offset_s: int) -> str:
     start = datetime.combine(config.start_date, datetime.min.time(), tzinfo=UTC)
-    return (start + timedelta(seconds=offset_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(start + timedelta(seconds=offset_s))
 
 
 def _plan_real(config: DemoConfig, index: int) -> tuple[dict[str, Any], int]:

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from deepfake_kedro.evaluation.robustness import plot_robustness
+from deepfake_kedro.values import finite_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +49,8 @@ _FIGURE_DPI = 110
 
 
 def _number(value: Any) -> float | None:
-    """``value`` as a finite float, or ``None``."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+    """``value`` as a finite float, or ``None`` (also for booleans: they are not measurements)."""
+    return None if isinstance(value, bool) else finite_or_none(value)
 
 
 def _fmt(value: Any) -> str:

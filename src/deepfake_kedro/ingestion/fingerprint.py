@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+
+from deepfake_kedro.values import iso, utc_now
 
 FINGERPRINT_COLUMNS = ("image_path", "label", "source_id", "content_hash")
 
@@ -80,7 +81,7 @@ def dataset_fingerprint(manifest: pd.DataFrame) -> dict[str, Any]:
     oldest, newest = _captured_range(manifest)
     summary["newest_captured_at"] = newest
     summary["oldest_captured_at"] = oldest
-    summary["created_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    summary["created_at"] = utc_now()
     return summary
 
 
@@ -108,5 +109,4 @@ def _captured_range(manifest: pd.DataFrame) -> tuple[str | None, str | None]:
     times = times.dropna()
     if times.empty:
         return None, None
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return times.min().strftime(fmt), times.max().strftime(fmt)
+    return iso(times.min()), iso(times.max())

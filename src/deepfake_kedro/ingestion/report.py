@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from deepfake_kedro.values import iso
+
 _LABELS = ("real", "fake")
 _LABEL_COLOURS = {"real": "tab:blue", "fake": "tab:red"}
 _MAX_SIZES_LISTED = 20
@@ -125,10 +127,9 @@ def _captured_at(valid: pd.DataFrame) -> dict[str, Any]:
         return {"oldest": None, "newest": None}
     times = pd.to_datetime(valid["captured_at"], utc=True, errors="coerce", format="ISO8601")
     times = times.dropna()
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
     section: dict[str, Any] = {
-        "oldest": times.min().strftime(fmt) if len(times) else None,
-        "newest": times.max().strftime(fmt) if len(times) else None,
+        "oldest": iso(times.min()) if len(times) else None,
+        "newest": iso(times.max()) if len(times) else None,
     }
     if "captured_at_source" in valid.columns:
         section["by_source"] = _counts(valid["captured_at_source"])

@@ -24,6 +24,7 @@ from deepfake_kedro.retraining.config import (
     FreshnessConfig,
 )
 from deepfake_kedro.retraining.drift import domain_classifier_auc, mmd_squared, subsample
+from deepfake_kedro.values import iso
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,8 @@ def check_freshness(
         "champion_data_age_days": None if data_age is None else round(data_age, 4),
         "max_data_age_days": config.max_data_age_days,
         "n_new_images": int(len(new_rows)),
-        "current_newest_captured_at": _iso(current_newest),
-        "champion_newest_captured_at": _iso(champion.newest_captured_at),
+        "current_newest_captured_at": iso(current_newest),
+        "champion_newest_captured_at": iso(champion.newest_captured_at),
         "current_fingerprint": fingerprint,
         "champion_fingerprint": champion.fingerprint,
         "data_changed": champion.fingerprint is None or fingerprint != champion.fingerprint,
@@ -348,7 +349,7 @@ def decide(
         "answer": "yes" if retrain else "no",
         "reasons": reasons,
         "forced": force,
-        "decided_at": _iso(now or datetime.now(UTC)),
+        "decided_at": iso(now or datetime.now(UTC)),
         "checks": {r["check"]: r for r in results},
         **dict(context or {}),
     }
@@ -364,7 +365,3 @@ def decision_metrics(decision: Mapping[str, Any]) -> dict[str, float]:
         if result.get("value") is not None and np.isfinite(result["value"]):
             out[f"{name}_value"] = float(result["value"])
     return out
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -18,6 +17,7 @@ from deepfake_kedro.inference import (
     score_batch,
 )
 from deepfake_kedro.inference.images import ID_COLUMN, INPUT_COLUMNS
+from deepfake_kedro.values import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def score_with_registered_model(
     scores["model_version"] = registered_detector.version
     scores["model_uri"] = registered_detector.model_uri
     scores["model_run_id"] = registered_detector.run_id
-    scores["scored_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    scores["scored_at"] = utc_now()
     _log_summary(scores, registered_detector)
     return scores
 
