@@ -23,6 +23,12 @@ def test_cuda_requested_but_absent_names_the_key_and_fix():
         resolve_device("cuda")
 
 
+@no_cuda
+def test_cuda_absent_names_the_callers_key_and_is_also_a_value_error():
+    with pytest.raises(ValueError, match=r"ensemble_training\.device.*CUDA is not available"):
+        resolve_device("cuda", key="ensemble_training.device")
+
+
 def test_unknown_device_lists_allowed_values():
     with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda'"):
         resolve_device("tpu")

@@ -11,48 +11,55 @@ logger = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def resolve_device(name: str) -> torch.device:
-    """Turn the ``device`` parameter into a torch device.
+class CudaUnavailableError(RuntimeError, ValueError):
+    """CUDA was asked for on a machine without it.
+
+    A ``RuntimeError`` (the machine, not the value, is at fault) that is also a ``ValueError``,
+    which training raised for it before the two resolvers became one.
+    """
+
+
+def resolve_device(name: str, key: str = "feature_extraction.device") -> torch.device:
+    """Turn a ``device`` parameter into a torch device.
 
     Args:
         name: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        key: The parameter the name comes from, named in logs and errors
+            (e.g. ``ensemble_training.device``).
 
     Returns:
         The device to run the model on.
 
     Raises:
         ValueError: if the name is not one of the allowed values.
-        RuntimeError: if CUDA is requested but not available.
+        CudaUnavailableError: if CUDA is requested but not available.
     """
     if name == "auto":
         if torch.cuda.is_available():
             device = torch.device("cuda")
-            logger.info("device=auto: using %s (%s)", device, torch.cuda.get_device_name(device))
+            logger.info("%s=auto: using %s (%s)", key, device, torch.cuda.get_device_name(device))
         else:
             device = torch.device("cpu")
             logger.warning(
-                "device=auto: no CUDA GPU is available (torch.cuda.is_available() is False); "
-                "falling back to CPU, which is much slower for large backbones"
+                "%s=auto: no CUDA GPU is available (torch.cuda.is_available() is False); "
+                "falling back to CPU, which is much slower for large backbones",
+                key,
             )
         return device
     if name == "cpu":
-        logger.info("device=cpu: using the CPU as configured")
+        logger.info("%s=cpu: using the CPU as configured", key)
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device={name!r} was requested (feature_extraction.device) but no CUDA GPU is "
-                f"available (torch {torch.__version__}, CUDA build {torch.version.cuda}); set "
-                "feature_extraction.device to 'auto' or 'cpu', or run on a machine with a GPU "
-                "and a CUDA build of torch"
+            raise CudaUnavailableError(
+                f"{key}={name!r} was requested but CUDA is not available (no CUDA GPU; torch "
+                f"{torch.__version__}, CUDA build {torch.version.cuda}); set {key} to 'auto' or "
+                "'cpu', or run on a machine with a GPU and a CUDA build of torch"
             )
         device = torch.device(name)
-        logger.info("device=%s: using %s", name, torch.cuda.get_device_name(device))
+        logger.info("%s=%s: using %s", key, name, torch.cuda.get_device_name(device))
         return device
-    raise ValueError(
-        f"device={name!r} is not supported; feature_extraction.device must be one of "
-        "'auto', 'cpu', 'cuda'"
-    )
+    raise ValueError(f"{key}={name!r} is not supported; {key} must be one of 'auto', 'cpu', 'cuda'")
 
 
 def cpu_native_bf16() -> tuple[bool, str]:

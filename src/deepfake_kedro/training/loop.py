@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
+from deepfake_kedro.features.device import resolve_device
 from deepfake_kedro.models.fusion import FusionHead
 from deepfake_kedro.training.config import TrainingConfig
 
@@ -117,7 +118,7 @@ def train_fusion(
             )
             return _result(resume_from)
 
-    device = _resolve_device(config.device)
+    device = resolve_device(config.device, key="ensemble_training.device")
     rng_devices = (
         [device.index if device.index is not None else torch.cuda.current_device()]
         if device.type == "cuda"
@@ -498,17 +499,6 @@ def _check_resumable(
 
 def _finished(checkpoint: Mapping[str, Any], config: TrainingConfig) -> bool:
     return bool(checkpoint.get("stopped_early")) or int(checkpoint["epoch"]) >= config.epochs
-
-
-def _resolve_device(requested: str) -> torch.device:
-    available = torch.cuda.is_available()
-    if requested == "cuda" and not available:
-        raise ValueError("device='cuda' but CUDA is not available; set device to 'auto' or 'cpu'")
-    if requested == "auto":
-        if not available:
-            logger.info("device=auto: CUDA not available, training on CPU")
-        return torch.device("cuda" if available else "cpu")
-    return torch.device(requested)
 
 
 # --- helpers ----------------------------------------------------------------------------------
