@@ -7,7 +7,9 @@ project commands and the API, through public Kedro APIs only:
   the nearest Kedro project above ``start`` (default: the current folder).
 - :func:`config_loader` / :func:`parameters` -- the project's own config loader (its
   settings: custom resolvers, soft-merged parameters) for an environment and runtime
-  parameters, without a session (no hooks, no MLflow set-up).
+  parameters, without a session (no hooks, no MLflow set-up); extra config patterns (the
+  API's ``api.yml``) go through the same loader.
+- :func:`parse_params` -- runtime parameters from ``--params`` text, as ``kedro run`` reads it.
 - :func:`session` -- ``bootstrap_project`` + ``KedroSession.create``.
 - :func:`branches` -- the feature branches: the keys of ``feature_extraction.backbones``
   (in order), without those set to ``enabled: false``. The pipelines are built from it.
@@ -69,16 +71,34 @@ def config_loader(
     project: Path | None = None,
     env: str | None = None,
     runtime_params: Mapping[str, Any] | None = None,
+    *,
+    config_patterns: Mapping[str, list[str]] | None = None,
+    merge_strategy: Mapping[str, str] | None = None,
 ) -> Any:
-    """The project's config loader (the class and arguments of its ``settings.py``)."""
+    """The project's config loader (the class and arguments of its ``settings.py``).
+
+    Args:
+        project: The project root (default: :func:`find_project`).
+        env: Kedro environment (``None``: the loader's ``default_run_env``).
+        runtime_params: Parameters that override the configured ones, as ``--params``.
+        config_patterns: Extra keys to load (e.g. ``{"api": ["api*", "api*/**"]}``), added
+            to the settings' patterns.
+        merge_strategy: Merge strategy of extra keys (e.g. ``{"api": "soft"}``), added to
+            the settings' strategies.
+    """
     from deepfake_kedro import settings
 
     project = project or find_project()
+    args = dict(settings.CONFIG_LOADER_ARGS)
+    if config_patterns:
+        args["config_patterns"] = {**args.get("config_patterns", {}), **config_patterns}
+    if merge_strategy:
+        args["merge_strategy"] = {**args.get("merge_strategy", {}), **merge_strategy}
     return settings.CONFIG_LOADER_CLASS(
         conf_source=str(project / "conf"),
         env=env,
         runtime_params=dict(runtime_params or {}),
-        **settings.CONFIG_LOADER_ARGS,
+        **args,
     )
 
 
@@ -89,6 +109,37 @@ def parameters(
 ) -> dict[str, Any]:
     """The project's parameters for ``env`` with ``runtime_params`` applied, as for a run."""
     return dict(config_loader(project, env, runtime_params)["parameters"])
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """Runtime parameters from ``--params`` text, read the way ``kedro run --params`` does.
+
+    Items ``key=value`` are separated by commas; a dotted key nests (``a.b=1`` gives
+    ``{"a": {"b": 1}}``); a value is read as YAML by OmegaConf, so ``0.5`` is a float, ``3`` an
+    int, ``true`` a bool, ``null`` None and anything else a string.
+
+    Raises:
+        ValueError: naming the item that is not ``key=value`` or has an empty key.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    dotlist = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(
+                f"--params item {item!r} has no '=': write key=value (key2.sub=value2, ...)"
+            )
+        if not key.strip():
+            raise ValueError(f"--params item {item!r} has an empty key: write key=value")
+        dotlist.append(f"{key.strip()}={value}")
+    try:
+        return OmegaConf.to_container(OmegaConf.from_dotlist(dotlist))  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        raise ValueError(f"--params {text!r} cannot be read as key=value items: {err}") from err
 
 
 @contextmanager

@@ -1,0 +1,91 @@
+"""The project bootstrap: finding the project, reading --params, the project's config loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepfake_kedro.project import (
+    PROJECT_PATH_ENV,
+    ProjectNotFoundError,
+    config_loader,
+    find_project,
+    parse_params,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _kedro_project(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "pyproject.toml").write_text(
+        '[tool.kedro]\npackage_name = "deepfake_kedro"\nproject_name = "x"\n'
+        'kedro_init_version = "1.0.0"\n'
+    )
+    return path
+
+
+def test_find_project_walks_up_from_start(tmp_path, monkeypatch):
+    monkeypatch.delenv(PROJECT_PATH_ENV, raising=False)
+    project = _kedro_project(tmp_path / "project")
+    (project / "src/deep").mkdir(parents=True)
+    assert find_project(project / "src/deep") == project.resolve()
+    monkeypatch.chdir(project / "src")
+    assert find_project() == project.resolve()
+
+
+def test_find_project_env_var_wins_over_the_current_folder(tmp_path, monkeypatch):
+    elsewhere = _kedro_project(tmp_path / "elsewhere")
+    monkeypatch.setenv(PROJECT_PATH_ENV, str(elsewhere))
+    assert find_project(ROOT) == elsewhere.resolve()
+
+
+def test_find_project_env_var_not_a_project_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(PROJECT_PATH_ENV, str(tmp_path))
+    with pytest.raises(ProjectNotFoundError, match=f"{PROJECT_PATH_ENV}=.* is not a Kedro project"):
+        find_project(ROOT)
+
+
+def test_find_project_outside_any_project_says_how_to_point_at_one(tmp_path, monkeypatch):
+    monkeypatch.delenv(PROJECT_PATH_ENV, raising=False)
+    with pytest.raises(ProjectNotFoundError, match=f"no Kedro project found in .*{PROJECT_PATH_ENV}"):
+        find_project(tmp_path)
+
+
+def test_parse_params_reads_values_as_kedro_run_does():
+    assert parse_params(
+        "retraining.force=true, ensemble_training.lr=0.5,epochs=3,name=a b,none=null,eq=x=y"
+    ) == {
+        "retraining": {"force": True},
+        "ensemble_training": {"lr": 0.5},
+        "epochs": 3,
+        "name": "a b",
+        "none": None,
+        "eq": "x=y",
+    }
+    assert parse_params("a.b=1,a.c=2") == {"a": {"b": 1, "c": 2}}
+    assert parse_params("") == {} == parse_params(" , ")
+
+
+@pytest.mark.parametrize(("text", "message"), [("epochs", "has no '='"), ("=3", "empty key")])
+def test_parse_params_refuses_items_that_are_not_key_value(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_params(text)
+
+
+def test_config_loader_adds_patterns_and_keeps_the_project_resolvers(tmp_path, monkeypatch):
+    (tmp_path / "conf/base").mkdir(parents=True)
+    (tmp_path / "conf/local").mkdir(parents=True)
+    (tmp_path / "conf/base/extra.yml").write_text("url: ${oc.env:DEEPFAKE_TEST_URL}\nkeep: 1\n")
+    (tmp_path / "conf/local/extra.yml").write_text("keep: 2\n")
+    (tmp_path / "conf/base/parameters.yml").write_text("a: {b: 1, c: 2}\n")
+    monkeypatch.setenv("DEEPFAKE_TEST_URL", "sqlite:///x.db")
+    loader = config_loader(
+        tmp_path,
+        runtime_params={"a": {"b": 5}},
+        config_patterns={"extra": ["extra*"]},
+        merge_strategy={"extra": "soft"},
+    )
+    assert loader["extra"] == {"url": "sqlite:///x.db", "keep": 2}
+    assert loader["parameters"] == {"a": {"b": 5, "c": 2}}
