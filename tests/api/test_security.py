@@ -108,3 +108,18 @@ def test_settings_merge_conf_files_and_environment(project):
     (project / "conf/local/api.yml").write_text("max_concurent_jobs: 2\n")
     with pytest.raises(ValueError, match="max_concurent_jobs"):
         load_api_config(project, environ={})
+
+
+def test_settings_use_the_projects_config_loader_and_resolvers(project, monkeypatch):
+    (project / "conf/base").mkdir(parents=True)
+    (project / "conf/local").mkdir(parents=True)
+    # oc.env outside credentials is the project's opt-in (settings.py); a bare loader refuses it.
+    (project / "conf/base/api.yml").write_text("database_url: ${oc.env:DEEPFAKE_TEST_JOBS_DB}\n")
+    monkeypatch.setenv("DEEPFAKE_TEST_JOBS_DB", "sqlite:////tmp/jobs.db")
+    assert load_api_config(project, environ={}).database_url == "sqlite:////tmp/jobs.db"
+
+
+def test_settings_without_api_yml_are_the_defaults(project):
+    (project / "conf/base").mkdir(parents=True)
+    (project / "conf/local").mkdir(parents=True)
+    assert load_api_config(project, environ={}) == ApiConfig()

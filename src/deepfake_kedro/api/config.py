@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_TOKENS = "DEEPFAKE_KEDRO_API_TOKENS"
 ENV_DATABASE_URL = "DEEPFAKE_KEDRO_API_DATABASE_URL"
+#: The files of the ``api`` configuration key, as Kedro's config loader globs them.
+API_CONFIG_PATTERNS = {"api": ["api*", "api*/**"]}
 
 
 class Role(IntEnum):
@@ -121,27 +123,26 @@ def load_api_config(
 ) -> ApiConfig:
     """The API settings of ``project`` in Kedro environment ``env`` (default ``local``).
 
-    Reads ``conf/base/api.yml`` and ``conf/<env>/api.yml`` (soft-merged), then the environment:
-    ``DEEPFAKE_KEDRO_API_TOKENS`` adds tokens, ``DEEPFAKE_KEDRO_API_DATABASE_URL`` sets the
-    job store.
+    Reads ``conf/base/api.yml`` and ``conf/<env>/api.yml`` (soft-merged) through the project's
+    own config loader (:func:`deepfake_kedro.project.config_loader`: its resolvers and
+    globals work in api.yml), then the environment: ``DEEPFAKE_KEDRO_API_TOKENS`` adds
+    tokens, ``DEEPFAKE_KEDRO_API_DATABASE_URL`` sets the job store. Without any api.yml the
+    defaults of :class:`ApiConfig` apply.
 
     Raises:
         ValueError: If a key is unknown or a value is invalid (the message names it).
     """
-    from kedro.config import OmegaConfigLoader
+    from kedro.config import MissingConfigException
+
+    from deepfake_kedro.project import config_loader
 
     environ = dict(os.environ if environ is None else environ)
-    loader = OmegaConfigLoader(
-        conf_source=str(project / "conf"),
-        env=env,
-        base_env="base",
-        default_run_env="local",
-        config_patterns={"api": ["api*", "api*/**"]},
-        merge_strategy={"api": "soft"},
+    loader = config_loader(
+        project, env, config_patterns=API_CONFIG_PATTERNS, merge_strategy={"api": "soft"}
     )
     try:
         raw: dict[str, Any] = dict(loader["api"])
-    except KeyError:
+    except (KeyError, MissingConfigException):
         raw = {}
     tokens = {role: list(values) for role, values in (raw.get("tokens") or {}).items()}
     for role, values in parse_token_env(environ.get(ENV_TOKENS, "")).items():

@@ -1,4 +1,9 @@
-"""Load the Kedro project a command runs in: its parameters and its MLflow configuration."""
+"""The click side of the project bootstrap (:mod:`deepfake_kedro.project`) for the commands.
+
+The options every command shares (``--env``, ``--params``) and the project root and session
+with their errors turned into click errors; finding and loading the project is
+:mod:`deepfake_kedro.project`'s.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ from typing import Any
 
 import click
 from kedro.framework.context import KedroContext
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
+
+from deepfake_kedro import project as kedro_project
 
 ENV_OPTION = click.option(
     "--env",
@@ -20,16 +25,38 @@ ENV_OPTION = click.option(
 )
 
 
-def project_path() -> Path:
-    """The project root: the nearest folder upwards holding a ``pyproject.toml`` with Kedro."""
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "[tool.kedro]" in pyproject.read_text(encoding="utf-8"):
-            return folder
-    raise click.ClickException(
-        f"no Kedro project found in {here} or above: run this command inside the project"
+def _params_callback(ctx: click.Context, param: click.Parameter, value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    try:
+        return kedro_project.parse_params(value or "")
+    except ValueError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from err
+
+
+def params_option(
+    help_text: str = "Parameter overrides, as for kedro run: key1=value1,key2.sub=value2.",
+) -> Any:
+    """A ``--params`` option read like ``kedro run --params`` (``0.5`` is a float)."""
+    return click.option(
+        "--params",
+        type=click.UNPROCESSED,
+        default="",
+        callback=_params_callback,
+        help=help_text,
     )
+
+
+def project_root() -> Path:
+    """The project root (:func:`deepfake_kedro.project.find_project`).
+
+    Raises:
+        click.ClickException: if there is no project here or at ``$DEEPFAKE_KEDRO_PROJECT_PATH``.
+    """
+    try:
+        return kedro_project.find_project()
+    except kedro_project.ProjectNotFoundError as err:
+        raise click.ClickException(str(err)) from err
 
 
 @contextmanager
@@ -37,9 +64,5 @@ def project_context(
     env: str | None = None, runtime_params: Mapping[str, Any] | None = None
 ) -> Iterator[KedroContext]:
     """A loaded ``KedroContext``; kedro-mlflow's hook has set the tracking URI from mlflow.yml."""
-    path = project_path()
-    bootstrap_project(path)
-    with KedroSession.create(
-        project_path=path, env=env, runtime_params=dict(runtime_params or {})
-    ) as session:
+    with kedro_project.session(project_root(), env, runtime_params) as session:
         yield session.load_context()

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from deepfake_kedro.commands._project import ENV_OPTION, project_path
+from deepfake_kedro.commands._project import ENV_OPTION, project_root
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ def serve(env: str | None, host: str | None, port: int | None) -> None:
     from deepfake_kedro.api.config import load_api_config
     from deepfake_kedro.api.security import check_bind_host
 
+    root = project_root()
     try:
-        config = load_api_config(project_path(), env)
+        config = load_api_config(root, env)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     host = host or config.host
@@ -50,7 +51,7 @@ def serve(env: str | None, host: str | None, port: int | None) -> None:
             err=True,
         )
     try:
-        project = load_project(env)
+        project = load_project(env, root)
     except ValueError as err:
         raise click.ClickException(f"invalid project parameters: {err}") from err
     app = create_app(project, config)

@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kedro.framework.cli.utils import _split_params
-from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
-from deepfake_kedro.commands._project import ENV_OPTION, project_context, project_path
+from deepfake_kedro import project as kedro_project
+from deepfake_kedro.commands._project import (
+    ENV_OPTION,
+    params_option,
+    project_context,
+    project_root,
+)
+from deepfake_kedro.mappings import deep_merge
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +34,8 @@ DECISION_DATASET = "retraining_decision"
 #: Exit code when another retraining holds the lock (documented in docs/retraining.md).
 EXIT_LOCKED = 0
 
-PARAMS_OPTION = click.option(
-    "--params",
-    type=click.UNPROCESSED,
-    default="",
-    callback=_split_params,
-    help="Parameter overrides for both runs, as for kedro run: key1=value1,key2.sub=value2.",
+PARAMS_OPTION = params_option(
+    "Parameter overrides for both runs, as for kedro run: key1=value1,key2.sub=value2."
 )
 
 
@@ -48,30 +48,6 @@ def _retraining_config(params: dict[str, Any]) -> Any:
         raise click.ClickException(
             f"invalid parameters under 'retraining' (conf/base/parameters_retraining.yml): {err}"
         ) from err
-
-
-def _parameters(project: Path, env: str | None, runtime: dict[str, Any]) -> dict[str, Any]:
-    """The project's parameters, read without a session (no hooks, no MLflow set-up)."""
-    from kedro.framework.project import settings
-
-    loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project / settings.CONF_SOURCE),
-        env=env,
-        runtime_params=runtime,
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    return loader["parameters"]
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = (
-            _merge(out[key], value)
-            if isinstance(out.get(key), dict) and isinstance(value, dict)
-            else value
-        )
-    return out
 
 
 def _close_mlflow_runs() -> None:
@@ -113,9 +89,9 @@ def run_retraining(
     Raises:
         click.ClickException: naming the run that failed.
     """
-    check_params = _merge(params, {"retraining": {"force": True}}) if force else params
+    check_params = deep_merge(params, {"retraining": {"force": True}}) if force else params
     started = time.perf_counter()
-    with KedroSession.create(project_path=project, env=env, runtime_params=check_params) as session:
+    with kedro_project.session(project, env, check_params) as session:
         context = session.load_context()
         try:
             session.run(pipeline_names=[CHECK_PIPELINE])
@@ -137,7 +113,7 @@ def run_retraining(
         return decision
     click.echo(f"Training: kedro run --pipelines {TRAINING_PIPELINE} ...")
     started = time.perf_counter()
-    with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
+    with kedro_project.session(project, env, params) as session:
         try:
             session.run(pipeline_names=[TRAINING_PIPELINE])
         except Exception as err:
@@ -166,10 +142,10 @@ def retrain(env: str | None, params: dict[str, Any], force: bool, dry_run: bool)
     """
     from deepfake_kedro.retraining.lock import LockHeldError, retraining_lock
 
-    project = project_path()
-    bootstrap_project(project)
+    project = project_root()
     # The lock comes first: nothing (not even the MLflow store's creation) runs twice at once.
-    lock_file = project / _retraining_config(_parameters(project, env, params)).lock_file
+    config = _retraining_config(kedro_project.parameters(project, env, params))
+    lock_file = project / config.lock_file
     try:
         with retraining_lock(lock_file):
             run_retraining(project, env, params, force=force, dry_run=dry_run)
@@ -213,7 +189,7 @@ def schedule(env: str | None, list_jobs: bool) -> None:
 
     from deepfake_kedro.retraining.schedule import ScheduleState, build_scheduler, describe_jobs
 
-    project = project_path()
+    project = project_root()
     with project_context(env) as context:
         config = _retraining_config(context.params).schedule
     handler = None
