@@ -5,6 +5,10 @@
 it points at, records each problem as a row of a *problems* table, and applies the
 ``on_invalid`` policy: ``fail`` raises one error listing the first problems, ``drop`` keeps
 the good rows and goes on.
+
+Each family of checks (duplicate rows, cell values, paths, timestamps, images, group sizes)
+is its own function returning its problems; ``validate_manifest`` runs them in that order
+and combines them, so a row's problems are listed in the order of the families.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -73,6 +77,14 @@ class _ImageProblem:
     reason: str
 
 
+class _Problem(NamedTuple):
+    """One problem of one manifest row (``index``: its 0-based position)."""
+
+    index: int
+    check: str
+    reason: str
+
+
 def validate_manifest(
     manifest: pd.DataFrame, store: ImageStore, config: IngestionConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -99,118 +111,177 @@ def validate_manifest(
     """
     _check_columns(manifest, config)
     df = manifest.reset_index(drop=True)
-    n_rows = len(df)
     paths = [_clean(v) for v in df["image_path"]]
-    shown_paths = [p or "" for p in paths]
-    problems: list[dict[str, Any]] = []
-    bad = np.zeros(n_rows, dtype=bool)
-
-    def add(i: int, check: str, reason: str) -> None:
-        problems.append(
-            {"row": i + 1, "image_path": shown_paths[i], "reason": reason, "check": check}
-        )
-        bad[i] = True
-
-    # Exact copies of an earlier row: report once, check nothing else (the first copy is).
-    copy_of = _first_duplicate_rows(df)
-    for i, first in copy_of.items():
-        add(i, "duplicate_row", f"duplicate row: identical to manifest row {first + 1}")
-    checked = [i for i in range(n_rows) if i not in copy_of]
-
     cells = {c: [_clean(v) for v in df[c]] for c in (*REQUIRED_COLUMNS, *config.group_columns)}
-    labels: list[str | None] = [None] * n_rows
-    for i in checked:
-        for column in REQUIRED_COLUMNS:
-            if cells[column][i] is None:
-                add(i, "missing_value", f"missing value: {column} is empty")
-        for column in config.group_columns:
-            if cells[column][i] is None:
-                add(
-                    i,
-                    "missing_value",
-                    f"missing value: group column {column} is empty (it is listed in "
-                    "data_ingestion.group_columns)",
-                )
-        raw_label = cells["label"][i]
-        if raw_label is not None:
-            label = raw_label.lower()
-            if label in LABELS:
-                labels[i] = label
-            else:
-                add(i, "label", f"label {raw_label!r} is not one of {', '.join(LABELS)}")
 
+    # Each check family returns its problems; a row with any problem is rejected. Exact
+    # copies of an earlier row are reported once and checked no further (the first copy is).
+    copy_of = _first_duplicate_rows(df)
+    problems = _duplicate_row_problems(copy_of)
+    checked = [i for i in range(len(df)) if i not in copy_of]
+    labels, found = _value_problems(cells, checked, config.group_columns)
+    problems += found
+    resolved, found = _path_problems(store, paths, checked)
+    problems += found
+    timestamps, need_mtime, found = _parse_captured_at(df, checked)
+    problems += found
+    images = _read_images(store, paths, resolved, need_mtime, config.num_workers)
+    file_times, found = _image_problems(images, need_mtime, config.min_image_size)
+    timestamps.update(file_times)
+    problems += found
+    group_values = {
+        column: df[column].map(lambda v: v.strip() if isinstance(v, str) else v)
+        for column in config.group_columns
+    }
+    rejected = _rejected(problems, len(df))
+    problems += _group_size_problems(group_values, rejected, config.min_group_size)
+
+    bad = _rejected(problems, len(df))
+    problems_table = _problems_table(problems, paths)
+    _report_policy(problems_table, int(bad.sum()), len(df), config)
+    valid = _valid_table(
+        df, ~bad, paths, labels, cells["source_id"], group_values, timestamps, need_mtime, images
+    )
+    _check_labels_left(valid, problems_table, len(df), config)
+    _warn_duplicate_content(valid)
+    logger.info(
+        "Validated %d manifest rows: %d valid, %d rejected (%d problems)",
+        len(df),
+        len(valid),
+        int(bad.sum()),
+        len(problems_table),
+    )
+    return valid, problems_table
+
+
+def _rejected(problems: list[_Problem], n_rows: int) -> np.ndarray:
+    """The rows (by position) that have at least one problem."""
+    bad = np.zeros(n_rows, dtype=bool)
+    bad[[p.index for p in problems]] = True
+    return bad
+
+
+def _duplicate_row_problems(copy_of: dict[int, int]) -> list[_Problem]:
+    return [
+        _Problem(i, "duplicate_row", f"duplicate row: identical to manifest row {first + 1}")
+        for i, first in copy_of.items()
+    ]
+
+
+def _value_problems(
+    cells: dict[str, list[str | None]], checked: list[int], group_columns: list[str]
+) -> tuple[list[str | None], list[_Problem]]:
+    """Empty required or group cells, and labels other than real/fake.
+
+    Returns:
+        The normalised label of each row (``None`` where it is missing or unknown) and the
+        problems.
+    """
+    labels: list[str | None] = [None] * len(cells["label"])
+    problems: list[_Problem] = []
+    for i in checked:
+        problems += [
+            _Problem(i, "missing_value", f"missing value: {column} is empty")
+            for column in REQUIRED_COLUMNS
+            if cells[column][i] is None
+        ]
+        problems += [
+            _Problem(
+                i,
+                "missing_value",
+                f"missing value: group column {column} is empty (it is listed in "
+                "data_ingestion.group_columns)",
+            )
+            for column in group_columns
+            if cells[column][i] is None
+        ]
+        raw_label = cells["label"][i]
+        if raw_label is None:
+            continue
+        if raw_label.lower() in LABELS:
+            labels[i] = raw_label.lower()
+        else:
+            problems.append(
+                _Problem(i, "label", f"label {raw_label!r} is not one of {', '.join(LABELS)}")
+            )
+    return labels, problems
+
+
+def _path_problems(
+    store: ImageStore, paths: list[str | None], checked: list[int]
+) -> tuple[dict[int, str], list[_Problem]]:
+    """Paths outside the image root, and paths naming an image an earlier row names.
+
+    Returns:
+        The store key of each row whose image is to be read, and the problems.
+    """
     resolved: dict[int, str] = {}
-    first_row_of_path: dict[str, int] = {}
+    first_row_of_key: dict[str, int] = {}
+    problems: list[_Problem] = []
     for i in checked:
         if paths[i] is None:
             continue
         try:
             key = store.resolve(paths[i])
         except PathEscapeError as exc:
-            add(i, "path_escape", f"path outside the image root: {exc}")
+            problems.append(_Problem(i, "path_escape", f"path outside the image root: {exc}"))
             continue
-        if key in first_row_of_path:
-            first = first_row_of_path[key]
-            same = "" if shown_paths[first] == paths[i] else f" (as {shown_paths[first]!r})"
-            add(
-                i,
-                "duplicate_path",
-                f"duplicate path: the same image is already listed at manifest row {first + 1}"
-                f"{same}",
+        if key in first_row_of_key:
+            first = first_row_of_key[key]
+            same = "" if paths[first] == paths[i] else f" (as {paths[first]!r})"
+            problems.append(
+                _Problem(
+                    i,
+                    "duplicate_path",
+                    "duplicate path: the same image is already listed at manifest row "
+                    f"{first + 1}{same}",
+                )
             )
             continue
-        first_row_of_path[key] = i
+        first_row_of_key[key] = i
         resolved[i] = key
+    return resolved, problems
 
-    timestamps, need_mtime = _parse_captured_at(df, checked, add)
-    images = _read_images(store, paths, resolved, need_mtime, config.num_workers)
 
+def _image_problems(
+    images: dict[int, _ImageInfo | _ImageProblem], need_mtime: set[int], min_size: int
+) -> tuple[dict[int, pd.Timestamp], list[_Problem]]:
+    """Unreadable, truncated or too small images, and missing file times where needed.
+
+    Returns:
+        The file modification time of each row that takes its ``captured_at`` from it, and
+        the problems.
+    """
+    file_times: dict[int, pd.Timestamp] = {}
+    problems: list[_Problem] = []
     for i, result in images.items():
         if isinstance(result, _ImageProblem):
-            add(i, result.check, result.reason)
+            problems.append(_Problem(i, result.check, result.reason))
             continue
         shorter = min(result.width, result.height)
-        if shorter < config.min_image_size:
-            add(
-                i,
-                "too_small",
-                f"image too small: {result.width}x{result.height} pixels, shorter side "
-                f"{shorter} < data_ingestion.min_image_size {config.min_image_size}",
+        if shorter < min_size:
+            problems.append(
+                _Problem(
+                    i,
+                    "too_small",
+                    f"image too small: {result.width}x{result.height} pixels, shorter side "
+                    f"{shorter} < data_ingestion.min_image_size {min_size}",
+                )
             )
-        if i in need_mtime:
-            if result.modified is None:
-                add(
+        if i not in need_mtime:
+            continue
+        if result.modified is None:
+            problems.append(
+                _Problem(
                     i,
                     "bad_timestamp",
                     "no captured_at in the manifest and the store gives no modification "
                     f"time ({result.modified_error}); add a captured_at column",
                 )
-            else:
-                timestamps[i] = result.modified
-
-    group_values = {
-        column: df[column].map(lambda v: v.strip() if isinstance(v, str) else v)
-        for column in config.group_columns
-    }
-    _check_group_sizes(group_values, bad, config.min_group_size, add)
-
-    problems_table = _problems_table(problems)
-    keep = ~bad
-    _report_policy(problems_table, int(bad.sum()), n_rows, config)
-
-    valid = _valid_table(
-        df, keep, paths, labels, cells["source_id"], group_values, timestamps, need_mtime, images
-    )
-    _check_labels_left(valid, problems_table, n_rows, config)
-    _warn_duplicate_content(valid)
-    logger.info(
-        "Validated %d manifest rows: %d valid, %d rejected (%d problems)",
-        n_rows,
-        len(valid),
-        int(bad.sum()),
-        len(problems_table),
-    )
-    return valid, problems_table
+            )
+        else:
+            file_times[i] = result.modified
+    return file_times, problems
 
 
 def _check_columns(manifest: pd.DataFrame, config: IngestionConfig) -> None:
@@ -286,11 +357,16 @@ def _first_duplicate_rows(df: pd.DataFrame) -> dict[int, int]:
 
 
 def _parse_captured_at(
-    df: pd.DataFrame, checked: list[int], add: Any
-) -> tuple[dict[int, pd.Timestamp], set[int]]:
-    """Parse ``captured_at``; return the parsed timestamps and the rows that need file mtimes."""
+    df: pd.DataFrame, checked: list[int]
+) -> tuple[dict[int, pd.Timestamp], set[int], list[_Problem]]:
+    """Parse ``captured_at``.
+
+    Returns:
+        The parsed timestamps, the rows that need file mtimes (no ``captured_at``) and the
+        problems (values that are not a date/time).
+    """
     if "captured_at" not in df.columns:
-        return {}, set(checked)
+        return {}, set(checked), []
     column = df["captured_at"].tolist()
     texts = {i: _clean(column[i]) for i in checked}
     need_mtime = {i for i, t in texts.items() if t is None}
@@ -302,16 +378,19 @@ def _parse_captured_at(
         format="ISO8601",
     )
     timestamps: dict[int, pd.Timestamp] = {}
+    problems: list[_Problem] = []
     for i, text in given.items():
         ts = parsed.get(i)
         if ts is None or pd.isna(ts):
             ts = _parse_one_timestamp(text)
         if ts is None:
-            add(
-                i,
-                "bad_timestamp",
-                f"captured_at {text!r} is not a date/time; use ISO-8601 such as "
-                "2024-05-01T12:00:00Z",
+            problems.append(
+                _Problem(
+                    i,
+                    "bad_timestamp",
+                    f"captured_at {text!r} is not a date/time; use ISO-8601 such as "
+                    "2024-05-01T12:00:00Z",
+                )
             )
         else:
             timestamps[i] = ts
@@ -321,7 +400,7 @@ def _parse_captured_at(
             "times for them (captured_at_source = file_mtime)",
             len(need_mtime),
         )
-    return timestamps, need_mtime
+    return timestamps, need_mtime, problems
 
 
 def _parse_one_timestamp(text: str) -> pd.Timestamp | None:
@@ -456,14 +535,16 @@ def _modified_time(store: ImageStore, key: str) -> tuple[pd.Timestamp | None, st
     return ts, None
 
 
-def _check_group_sizes(
-    group_values: dict[str, pd.Series], bad: np.ndarray, min_size: int, add: Any
-) -> None:
-    """Reject rows of group values with fewer than ``min_size`` otherwise-valid rows.
+def _group_size_problems(
+    group_values: dict[str, pd.Series], rejected: np.ndarray, min_size: int
+) -> list[_Problem]:
+    """Rows of group values with fewer than ``min_size`` otherwise-valid rows.
 
     Repeats until stable, since dropping a small group of one column can shrink a group of
     another below the limit.
     """
+    bad = rejected.copy()
+    problems: list[_Problem] = []
     changed = True
     while changed:
         changed = False
@@ -475,19 +556,28 @@ def _check_group_sizes(
                 continue
             for i in np.flatnonzero(ok & values.isin(small.index).to_numpy()):
                 value = values.iat[i]
-                count = int(small[value])
-                add(
-                    int(i),
-                    "small_group",
-                    f"small group: {column} {value!r} has {count} valid row(s), fewer than "
-                    f"data_ingestion.min_group_size {min_size}; add images, merge the group, or "
-                    "lower min_group_size",
+                problems.append(
+                    _Problem(
+                        int(i),
+                        "small_group",
+                        f"small group: {column} {value!r} has {int(small[value])} valid row(s), "
+                        f"fewer than data_ingestion.min_group_size {min_size}; add images, merge "
+                        "the group, or lower min_group_size",
+                    )
                 )
+                bad[i] = True
             changed = True
+    return problems
 
 
-def _problems_table(problems: list[dict[str, Any]]) -> pd.DataFrame:
-    table = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
+def _problems_table(problems: list[_Problem], paths: list[str | None]) -> pd.DataFrame:
+    """The problems as a table, by manifest row (a row's problems in the order found)."""
+    rows = [
+        {"row": p.index + 1, "image_path": paths[p.index] or "", "reason": p.reason,
+         "check": p.check}
+        for p in problems
+    ]
+    table = pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS))
     table = table.sort_values("row", kind="stable").reset_index(drop=True)
     table["row"] = table["row"].astype("int64")
     for column in ("image_path", "reason", "check"):
