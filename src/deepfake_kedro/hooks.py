@@ -42,9 +42,10 @@ class MlflowLineageHooks:
         import mlflow
 
         from deepfake_kedro.lineage import git_commit
+        from deepfake_kedro.registry.vocabulary import TAG_GIT_COMMIT
 
         if mlflow.active_run() is not None:
-            mlflow.set_tag("git_commit", git_commit() or "unknown")
+            mlflow.set_tag(TAG_GIT_COMMIT, git_commit() or "unknown")
 
     @hook_impl
     def before_node_run(self, inputs: dict[str, Any]) -> None:
@@ -77,18 +78,15 @@ class MlflowLineageHooks:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        """Tag the run with the data's lineage (the same names registration puts on versions)."""
         if dataset_name != "dataset_fingerprint":
             return
         import mlflow
 
+        from deepfake_kedro.registry.vocabulary import dataset_tags
+
         if mlflow.active_run() is not None:
-            mlflow.set_tags(
-                {
-                    "dataset_fingerprint": data["fingerprint"],
-                    "dataset_n_images": data["n_images"],
-                    "dataset_newest_captured_at": data.get("newest_captured_at") or "",
-                }
-            )
+            mlflow.set_tags(dataset_tags(data))
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -104,9 +102,9 @@ class RegistrationHooks:
 
     kedro-mlflow logs the inference pipeline as the run's model in its own
     ``after_pipeline_run``, after every node ran; this hook is ``trylast`` so it runs after
-    that, reads ``registration_request`` and calls :func:`registry.operations.register_model`
-    (new version -> ``challenger`` -> promotion if better). A failed verdict registers
-    nothing. The outcome is saved as ``registration_result`` and on the run.
+    that, reads ``registration_request`` and hands it to
+    :func:`registry.registration.register_logged_model`, which decides and registers. Its
+    result is saved as ``registration_result``.
 
     If the process dies between registration and promotion, ``champion`` has not moved and
     the new version holds ``challenger`` at most; ``kedro run --pipelines registration``
@@ -126,20 +124,22 @@ class RegistrationHooks:
     @hook_impl(trylast=True)
     def after_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         from kedro_mlflow.pipeline.pipeline_ml import PipelineML
+        from mlflow import MlflowClient
 
         from deepfake_kedro.pipelines.registration.pipeline import REQUEST
+        from deepfake_kedro.registry.registration import register_logged_model
 
         if not isinstance(pipeline, PipelineML) or REQUEST not in pipeline.all_outputs():
             return
         if self._run_id is None:
             logger.warning("MLflow tracking is off for this run: nothing is registered")
             return
-        request = catalog.load(REQUEST)
         result = register_logged_model(
-            request,
+            MlflowClient(),
+            catalog.load(REQUEST),
             catalog.load("params:registry"),
             run_id=self._run_id,
-            model_name_in_run=pipeline.log_model_kwargs.get("name", "model"),
+            model_artifact=pipeline.log_model_kwargs.get("name", "model"),
         )
         catalog.save("registration_result", result)
 
@@ -148,9 +148,9 @@ class RevalidationHooks:
     """Record on a registered version the outcome of validating it again.
 
     ``kedro run --pipelines validation --params model_uri=models:/<name>/<version>``
-    validates a registered version on the current data; afterwards this hook tags that
-    version with ``last_validation_passed``, ``last_validation_at``, ``last_validation_run_id``
-    and ``last_validation_summary``. It never moves an alias.
+    validates a registered version on the current data; afterwards this hook hands the
+    verdict to :func:`registry.registration.record_revalidation`, which tags that version
+    (``last_validation_*``). No alias moves.
     """
 
     @hook_impl(tryfirst=True)
@@ -171,37 +171,18 @@ class RevalidationHooks:
         uri = _runtime_model_uri(run_params)
         if not uri or "validation_verdict" not in pipeline.all_outputs():
             return
-        from datetime import UTC, datetime
-
         import mlflow
         from mlflow import MlflowClient
 
-        from deepfake_kedro.datasets.registered_model import parse_registry_uri
+        from deepfake_kedro.registry.registration import record_revalidation
 
         run = mlflow.last_active_run()  # kedro-mlflow's run of this pipeline, now ended
-        run_id = run.info.run_id if run is not None else None
-        verdict = catalog.load("validation_verdict")
-        checkpoint = catalog.load("fusion_checkpoint")
-        name, _, _ = parse_registry_uri(uri)
-        version = checkpoint.get("registry_version")
-        if not version:
-            return
-        client = MlflowClient()
-        tags = {
-            "last_validation_passed": str(bool(verdict.get("passed"))).lower(),
-            "last_validation_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "last_validation_run_id": run_id or "untracked",
-            "last_validation_summary": str(verdict.get("summary") or "")[:5000],
-        }
-        for key, value in tags.items():
-            client.set_model_version_tag(name, version, key, value)
-        if run_id is not None:
-            client.set_tag(run_id, "validated_model_uri", uri)
-        logger.info(
-            "Validation of version %s of '%s': %s (tagged on the version)",
-            version,
-            name,
-            "passed" if verdict.get("passed") else "FAILED",
+        record_revalidation(
+            MlflowClient(),
+            uri,
+            catalog.load("fusion_checkpoint").get("registry_version"),
+            catalog.load("validation_verdict"),
+            run.info.run_id if run is not None else None,
         )
 
 
@@ -209,55 +190,3 @@ def _runtime_model_uri(run_params: dict[str, Any]) -> str | None:
     """The ``model_uri`` runtime parameter (``--params model_uri=...``) of a run, if any."""
     value = (run_params.get("runtime_params") or {}).get("model_uri")
     return (str(value).strip() or None) if value else None
-
-
-def register_logged_model(
-    request: dict[str, Any], registry_params: Any, *, run_id: str, model_name_in_run: str
-) -> dict[str, Any]:
-    """Register ``runs:/<run_id>/<model_name_in_run>`` per a ``registration_request``.
-
-    Returns:
-        ``registered``, ``version``, ``promoted``, ``champion``, ``reason`` and ``run_id``.
-    """
-    from mlflow import MlflowClient
-
-    from deepfake_kedro.lineage import git_commit
-    from deepfake_kedro.registry.config import RegistryConfig
-    from deepfake_kedro.registry.operations import register_model
-
-    config = (
-        registry_params
-        if isinstance(registry_params, RegistryConfig)
-        else RegistryConfig.model_validate(registry_params)
-    )
-    client = MlflowClient()
-    run = client.get_run(run_id)
-    tags = {
-        **request.get("tags", {}),
-        "git_commit": run.data.tags.get("git_commit") or git_commit() or "unknown",
-        "validation_report": f"{run.info.artifact_uri.rstrip('/')}/validation/validation_report.html",
-        "registered_by_run_id": run_id,
-    }
-    outcome = register_model(
-        client,
-        config,
-        model_uri=f"runs:/{run_id}/{model_name_in_run}",
-        run_id=run_id,
-        verdict=request["verdict"],
-        metrics=request.get("metrics", {}),
-        tags=tags,
-        champion_baseline=request.get("champion_baseline"),
-    )
-    result = {
-        "model_name": config.model_name,
-        "registered": outcome.registered,
-        "version": outcome.version,
-        "promoted": outcome.promoted,
-        "champion": outcome.champion,
-        "reason": outcome.reason,
-        "run_id": run_id,
-    }
-    client.set_tag(run_id, "registered_version", outcome.version or "none")
-    client.log_dict(run_id, result, "registration/registration_result.json")
-    (logger.info if outcome.registered else logger.warning)("Registration: %s", outcome.reason)
-    return result

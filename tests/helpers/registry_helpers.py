@@ -20,9 +20,11 @@ def experiment_id(client: MlflowClient) -> str:
 
 
 def logged_run(client: MlflowClient) -> str:
-    """A real finished run with a tiny artifact standing in for the model."""
+    """A real finished run with a tiny artifact standing in for the model (its ``MLmodel``
+    file is what mlflow.register_model looks for)."""
     with mlflow.start_run(experiment_id=experiment_id(client)) as run:
         mlflow.log_text("tiny model", "model/model.txt")
+        mlflow.log_text("flavors: {}\n", "model/MLmodel")
     return run.info.run_id
 
 
@@ -43,7 +45,6 @@ def register(  # noqa: PLR0913
         client,
         config,
         model_uri=f"runs:/{run_id}/model",
-        run_id=run_id,
         verdict=verdict or PASSED,
         metrics=metrics or {"test_auc": auc, "test_eer": 1 - auc},
         tags={

@@ -135,7 +135,6 @@ def test_a_registration_request_promotes_through_its_baseline(client, champion):
         client,
         RegistryConfig(),
         model_uri=f"runs:/{run_id}/model",
-        run_id=run_id,
         verdict=request["verdict"],
         metrics=request["metrics"],
         tags=request["tags"],

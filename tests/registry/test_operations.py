@@ -95,7 +95,6 @@ def test_registered_pyfunc_model_loads_from_champion_alias(client, uri_form):
         None,  # the active tracking URI
         {"model_name": NAME},
         model_uri=uri,
-        run_id=None,
         verdict=PASSED,
         metrics={"test_auc": 0.97},
         tags={"dataset_fingerprint": "fp-a"},

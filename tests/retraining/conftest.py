@@ -136,12 +136,13 @@ def register_champion(client: MlflowClient, tmp_path: Path) -> RegisterChampion:
             client.log_artifact(
                 run_id, str(folder / "split_manifest.parquet"), str(Path(MANIFEST_ARTIFACT).parent)
             )
+        # What mlflow.register_model looks for in a model folder.
+        client.log_text(run_id, "flavors: {}\n", f"{Path(CHECKPOINT_ARTIFACTS[0]).parent}/MLmodel")
         client.set_terminated(run_id)
         result = register_model(
             client,
             RegistryConfig(model_name=MODEL_NAME, allow_different_test_data=True),
             model_uri=f"runs:/{run_id}/{Path(CHECKPOINT_ARTIFACTS[0]).parent}",
-            run_id=run_id,
             verdict={"passed": True},
             metrics={"test_auc": test_auc},
             tags={

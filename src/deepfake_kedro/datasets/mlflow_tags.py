@@ -7,7 +7,7 @@ from typing import Any
 import mlflow
 from kedro.io import AbstractDataset, DatasetError
 
-MAX_TAG_LENGTH = 5000  # MLflow's limit on a tag value
+from deepfake_kedro.registry.vocabulary import MAX_TAG_LENGTH
 
 
 class MlflowTagsDataset(AbstractDataset[dict, dict]):

@@ -9,6 +9,15 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from deepfake_kedro.registry.operations import find_version
+from deepfake_kedro.registry.vocabulary import parse_registry_uri, version_uri
+
+__all__ = [
+    "ChampionCheckpointDataset",
+    "RegisteredDetector",
+    "RegisteredModelDataset",
+    "load_registered_checkpoint",
+    "parse_registry_uri",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +74,7 @@ class RegisteredModelDataset(AbstractDataset[None, RegisteredDetector]):
                 "`kedro models deploy <version>`, or pick another with "
                 "--params model_uri=models:/<name>/<version>; `kedro models list` shows them"
             )
-        uri = f"models:/{self._name}/{mv.version}"
+        uri = version_uri(self._name, mv.version)
         logger.info("Loading %s (%s) ...", uri, self._model_uri)
         model = mlflow.pyfunc.load_model(uri)
         return RegisteredDetector(
@@ -85,27 +94,6 @@ class RegisteredModelDataset(AbstractDataset[None, RegisteredDetector]):
 
     def _describe(self) -> dict[str, Any]:
         return {"model_uri": self._model_uri}
-
-
-def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``(name, alias, version)`` of ``models:/<name>@<alias>`` or ``models:/<name>/<version>``.
-
-    Raises:
-        ValueError: for anything else, saying which forms are accepted.
-    """
-    body = uri.removeprefix("models:/") if uri.startswith("models:/") else None
-    if body:
-        if "@" in body and "/" not in body:
-            name, _, alias = body.partition("@")
-            if name and alias:
-                return name, alias, None
-        name, _, version = body.rpartition("/")
-        if name and version.isdigit():
-            return name, None, version
-    raise ValueError(
-        f"model_uri {uri!r} is not a registered model URI: use models:/<name>@<alias> "
-        "(e.g. models:/deepfake-detector@champion) or models:/<name>/<version>"
-    )
 
 
 class ChampionCheckpointDataset(AbstractDataset[None, dict | None]):
@@ -169,7 +157,7 @@ def load_registered_checkpoint(model_uri: str, *, missing_ok: bool = False) -> d
         # Only the pipeline's artifacts (checkpoint, threshold, params), not the code.
         local = Path(
             mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{mv.version}/artifacts", dst_path=tmp
+                artifact_uri=f"{version_uri(name, mv.version)}/artifacts", dst_path=tmp
             )
         )
         found = sorted(local.glob("fusion_checkpoint*"))
@@ -181,6 +169,6 @@ def load_registered_checkpoint(model_uri: str, *, missing_ok: bool = False) -> d
             )
         checkpoint = torch.load(found[0], map_location="cpu", weights_only=True)
     checkpoint["registry_version"] = str(mv.version)
-    checkpoint["registry_model_uri"] = f"models:/{name}/{mv.version}"
+    checkpoint["registry_model_uri"] = version_uri(name, mv.version)
     return checkpoint
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from deepfake_kedro.registry.vocabulary import MODEL_NAME
+
 
 class RegistryConfig(BaseModel):
     """How versions of the detector are registered, promoted and cleaned up.
@@ -32,7 +34,7 @@ class RegistryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model_name: str = Field("deepfake-detector", min_length=1)
+    model_name: str = Field(MODEL_NAME, min_length=1)
     promotion_metric: str = Field("test_auc", min_length=1)
     promotion_margin: float = Field(0.0, ge=0)
     greater_is_better: bool = True

@@ -10,15 +10,16 @@ Aliases, never the deprecated stages:
 - ``previous-champion``: the champion before the last move; ``rollback`` swaps it with
   ``champion``, so a second rollback undoes the first.
 
-Version tags written here: ``validation_passed``, ``validation_summary``, ``gate.<metric>``
-(registration), ``champion_from`` / ``champion_until`` / ``champion_via`` (UTC ISO timestamps of
-the latest stint as champion and how it started: ``auto``, ``deploy``, ``rollback``),
+Version tags written here (names in :mod:`deepfake_kedro.registry.vocabulary`):
+``validation_passed``, ``validation_summary``, ``gate.<metric>``, ``source_model_uri``
+(registration), ``champion_from`` / ``champion_until`` / ``champion_via`` (timestamps of the
+latest stint as champion and how it started: ``auto``, ``deploy``, ``rollback``),
 ``forced_deploy``, ``rolled_back`` / ``rolled_back_at``.
 
-Atomicity: registration creates the version, waits for ``READY``, tags it, sets
-``challenger`` and only then promotes. An exception anywhere before the final champion move
-leaves ``champion`` as it was; re-running the same registration (same run and model URI)
-reuses the version it created instead of adding another.
+Atomicity: registration creates the version with ``mlflow.register_model`` (tags at
+creation, waiting for ``READY``), sets ``challenger`` and only then promotes. An exception
+anywhere before the final champion move leaves ``champion`` as it was; re-running the same
+registration (same model URI) reuses the version it created instead of adding another.
 """
 
 from __future__ import annotations
@@ -26,44 +27,62 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from deepfake_kedro.registry.config import RegistryConfig
+from deepfake_kedro.registry.vocabulary import (
+    ALIASES,
+    ARCHIVE_ARTIFACT_DIR,
+    CHALLENGER,
+    CHAMPION,
+    GATE_PREFIX,
+    MAX_TAG_LENGTH,
+    PREVIOUS_CHAMPION,
+    TAG_CHAMPION_FROM,
+    TAG_CHAMPION_UNTIL,
+    TAG_CHAMPION_VIA,
+    TAG_FINGERPRINT,
+    TAG_FORCED_DEPLOY,
+    TAG_ROLLED_BACK,
+    TAG_ROLLED_BACK_AT,
+    TAG_SOURCE_MODEL_URI,
+    TAG_VALIDATION_FAILED,
+    TAG_VALIDATION_PASSED,
+    TAG_VALIDATION_SUMMARY,
+    gate_tag,
+)
+from deepfake_kedro.values import finite_or_none, iso_from_millis, utc_now
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS_CHAMPION = "previous-champion"
-ALIAS_ORDER = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+# Re-exported: callers name the aliases through this module or the vocabulary.
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PREVIOUS_CHAMPION",
+    "RegistrationResult",
+    "cleanup",
+    "deploy",
+    "find_version",
+    "format_versions",
+    "list_versions",
+    "promote_if_better",
+    "register_model",
+    "rollback",
+]
 
-TAG_VALIDATION_PASSED = "validation_passed"
-TAG_VALIDATION_SUMMARY = "validation_summary"
-TAG_VALIDATION_FAILED = "validation_failed"
-TAG_FINGERPRINT = "dataset_fingerprint"
-GATE_PREFIX = "gate."
-TAG_CHAMPION_FROM = "champion_from"
-TAG_CHAMPION_UNTIL = "champion_until"
-TAG_CHAMPION_VIA = "champion_via"
-TAG_FORCED_DEPLOY = "forced_deploy"
-TAG_ROLLED_BACK = "rolled_back"
-TAG_ROLLED_BACK_AT = "rolled_back_at"
-
-ARCHIVE_ARTIFACT_DIR = "registry_archive"
-BASE_COLUMNS = ("version", "aliases", "created", "validation_passed")
+BASE_COLUMNS = ("version", "aliases", "created", TAG_VALIDATION_PASSED)
 TAIL_COLUMNS = (TAG_FINGERPRINT, "run_id")
 
-_MAX_TAG_VALUE = 5000
 # Float noise must not decide a promotion: 0.96 - 0.95 is 0.00999... in binary.
 _TOLERANCE = 1e-12
 
@@ -92,7 +111,6 @@ def register_model(
     config: RegistryConfig | Mapping[str, Any],
     *,
     model_uri: str,
-    run_id: str | None,
     verdict: Mapping[str, Any],
     metrics: Mapping[str, float],
     tags: Mapping[str, Any],
@@ -104,8 +122,7 @@ def register_model(
         client: MLflow client; ``None`` creates one on the active tracking URI.
         config: Registry settings (a ``RegistryConfig`` or its params dict).
         model_uri: The logged model (``runs:/<run_id>/<name>``, ``models:/<model_id>`` or
-            any URI MLflow can register).
-        run_id: The MLflow run that produced the model (taken from a ``runs:/`` URI if None).
+            any URI ``mlflow.register_model`` accepts); MLflow records its run on the version.
         verdict: The validation gate's verdict: ``passed`` (bool), ``failed`` (reasons) and
             optionally ``summary``.
         metrics: Gate metrics, written as ``gate.<name>`` tags; must include
@@ -119,8 +136,10 @@ def register_model(
         The outcome. A failed verdict registers nothing and says why (logged at WARNING).
 
     Raises:
-        ValueError: If ``verdict`` has no boolean ``passed`` or a metric is not a number.
-        TimeoutError: If the version is not ``READY`` within ``config.ready_timeout_s``.
+        ValueError: If ``verdict`` has no boolean ``passed``, a metric is not a number, or
+            ``client`` is not on MLflow's active tracking and registry URIs.
+        RuntimeError: If MLflow cannot register the model, or the version is not ``READY``
+            within ``config.ready_timeout_s``; no alias has moved then.
     """
     client, config = _client(client), _config(config)
     name = config.model_name
@@ -134,8 +153,8 @@ def register_model(
         logger.warning(reason)
         return RegistrationResult(False, None, False, reason, _aliases(client, name).get(CHAMPION))
 
-    version_tags = _version_tags(tags, metrics, verdict)
-    version = _create_or_reuse_version(client, config, model_uri, run_id, version_tags)
+    version_tags = _version_tags(tags, metrics, verdict, model_uri)
+    version = _create_or_reuse_version(client, config, model_uri, version_tags)
     client.set_registered_model_alias(name, CHALLENGER, version)
     logger.info("Version %s of '%s' registered and aliased '%s'", version, name, CHALLENGER)
     promoted, reason = promote_if_better(client, config, version, champion_baseline)
@@ -304,7 +323,7 @@ def rollback(client: MlflowClient | None, config: RegistryConfig | Mapping[str, 
             f"cannot roll back '{name}': '{CHAMPION}' and '{PREVIOUS_CHAMPION}' both point at "
             f"version {current} (an interrupted promotion?). Deploy a specific version instead."
         )
-    now = _now()
+    now = utc_now()
     client.set_model_version_tag(name, current, TAG_ROLLED_BACK, "true")
     client.set_model_version_tag(name, current, TAG_ROLLED_BACK_AT, now)
     # Champion first: if the second move fails, the rollback itself has still happened.
@@ -408,12 +427,12 @@ def list_versions(
         row: dict[str, Any] = {
             "version": str(mv.version),
             "aliases": ",".join(_ordered_aliases(by_version.get(str(mv.version), []))),
-            "created": _iso(mv.creation_timestamp),
-            "validation_passed": mv.tags.get(TAG_VALIDATION_PASSED),
+            "created": iso_from_millis(mv.creation_timestamp),
+            TAG_VALIDATION_PASSED: mv.tags.get(TAG_VALIDATION_PASSED),
         }
         for key, value in mv.tags.items():
             if key.startswith(GATE_PREFIX):
-                row[key] = _as_float(value)
+                row[key] = finite_or_none(value)
         row[TAG_FINGERPRINT] = mv.tags.get(TAG_FINGERPRINT)
         row["run_id"] = mv.run_id
         rows.append(row)
@@ -476,24 +495,6 @@ def _config(config: RegistryConfig | Mapping[str, Any]) -> RegistryConfig:
     return config if isinstance(config, RegistryConfig) else RegistryConfig.model_validate(config)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _iso(millis: int | None) -> str | None:
-    if millis is None:
-        return None
-    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="seconds")
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _verdict_passed(verdict: Mapping[str, Any]) -> bool:
     passed = verdict.get("passed") if isinstance(verdict, Mapping) else None
     # `in (True, False)` also accepts numpy booleans but not strings like "false".
@@ -506,18 +507,22 @@ def _verdict_passed(verdict: Mapping[str, Any]) -> bool:
 
 
 def _version_tags(
-    tags: Mapping[str, Any], metrics: Mapping[str, float], verdict: Mapping[str, Any]
+    tags: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    verdict: Mapping[str, Any],
+    model_uri: str,
 ) -> dict[str, str]:
     result = {str(key): str(value) for key, value in tags.items() if value is not None}
     result[TAG_VALIDATION_PASSED] = "true"
+    result[TAG_SOURCE_MODEL_URI] = model_uri
     if verdict.get("summary"):
-        result[TAG_VALIDATION_SUMMARY] = str(verdict["summary"])[:_MAX_TAG_VALUE]
+        result[TAG_VALIDATION_SUMMARY] = str(verdict["summary"])[:MAX_TAG_LENGTH]
     for key, value in metrics.items():
         try:
             number = float(value)
         except (TypeError, ValueError) as error:
             raise ValueError(f"gate metric {key!r} must be a number; got {value!r}") from error
-        result[f"{GATE_PREFIX}{key}"] = repr(number)
+        result[gate_tag(key)] = repr(number)
     return result
 
 
@@ -537,8 +542,8 @@ def _aliases(client: MlflowClient, name: str) -> dict[str, str]:
 
 
 def _ordered_aliases(aliases: list[str]) -> list[str]:
-    known = [alias for alias in ALIAS_ORDER if alias in aliases]
-    return known + sorted(set(aliases) - set(ALIAS_ORDER))
+    known = [alias for alias in ALIASES if alias in aliases]
+    return known + sorted(set(aliases) - set(ALIASES))
 
 
 def find_version(
@@ -582,99 +587,70 @@ def _all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     return sorted(versions, key=lambda mv: int(mv.version), reverse=True)
 
 
-def _ensure_registered_model(client: MlflowClient, name: str) -> None:
-    try:
-        client.create_registered_model(name)
-        logger.info("Created registered model '%s'", name)
-    except MlflowException as error:
-        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-            raise
-
-
-def _resolve_source(client: MlflowClient, model_uri: str) -> tuple[str, str | None, str | None]:
-    """``(source, run_id, model_id)`` for ``create_model_version``, as mlflow.register_model.
-
-    MLflow 3 stores a model logged with ``log_model(name=...)`` as a logged model outside the
-    run's artifacts, so ``runs:/<run>/<name>`` must become ``models:/<model_id>`` to load.
-    """
-    if model_uri.startswith("runs:/"):
-        run_id, _, path = model_uri.removeprefix("runs:/").partition("/")
-        run = client.get_run(run_id)
-        logged, token = [], None
-        while True:
-            page = client.search_logged_models(
-                experiment_ids=[run.info.experiment_id],
-                filter_string=f"name = '{path}'",
-                page_token=token,
-            )
-            logged += [model for model in page if model.source_run_id == run_id]
-            token = page.token
-            if not token:
-                break
-        if logged:
-            model = max(logged, key=lambda m: m.creation_timestamp)
-            return f"models:/{model.model_id}", run_id, model.model_id
-        return f"{run.info.artifact_uri.rstrip('/')}/{path}", run_id, None
-    if model_uri.startswith("models:/m-"):
-        model_id = model_uri.removeprefix("models:/")
-        return model_uri, client.get_logged_model(model_id).source_run_id, model_id
-    return model_uri, None, None
-
-
 def _create_or_reuse_version(
-    client: MlflowClient,
-    config: RegistryConfig,
-    model_uri: str,
-    run_id: str | None,
-    tags: dict[str, str],
+    client: MlflowClient, config: RegistryConfig, model_uri: str, tags: dict[str, str]
 ) -> str:
+    """The version registered from ``model_uri``: an earlier one, or a new one.
+
+    ``mlflow.register_model`` creates the registered model when needed, resolves a
+    ``runs:/`` URI to the run's logged model, creates the version with its tags (so it never
+    exists without ``validation_passed``) and waits until it is ``READY``. It registers on
+    MLflow's active URIs, hence the check that ``client`` is on them too.
+    """
     name = config.model_name
-    source, source_run_id, model_id = _resolve_source(client, model_uri)
-    _ensure_registered_model(client, name)
-    run_id = run_id or source_run_id
-    existing = None
-    if run_id:
-        # A re-run after an interruption reuses its version instead of registering a duplicate.
-        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-        matches = [mv for mv in found if mv.source == source and mv.status != "FAILED_REGISTRATION"]
-        existing = max(matches, key=lambda mv: int(mv.version)) if matches else None
+    _same_store(client)
+    existing = _earlier_version(client, name, model_uri)
     if existing is not None:
         version = str(existing.version)
-        logger.info(
-            "Reusing version %s of '%s' registered earlier for run %s", version, name, run_id
-        )
+        logger.info("Reusing version %s of '%s' registered earlier from %s", version, name, model_uri)
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
-    else:
-        # Tags at creation: the version never exists without validation_passed.
-        created = client.create_model_version(
-            name, source, run_id=run_id, tags=tags, await_creation_for=0, model_id=model_id
+        return version
+    try:
+        created = mlflow.register_model(
+            model_uri,
+            name,
+            await_registration_for=math.ceil(config.ready_timeout_s),
+            tags=tags,
         )
-        version = str(created.version)
-    _wait_until_ready(client, name, version, config.ready_timeout_s)
-    return version
+    except MlflowException as error:
+        raise RuntimeError(
+            f"could not register {model_uri} as a version of '{name}': {error.message}. No "
+            "alias moved. Re-run the registration (`kedro run --pipelines registration`; it "
+            "reuses a version it created), or raise registry.ready_timeout_s if it timed out"
+        ) from error
+    return str(created.version)
 
 
-def _wait_until_ready(client: MlflowClient, name: str, version: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    delay = 0.1
-    while True:
-        mv = client.get_model_version(name, version)
-        if mv.status == "READY":
-            return
-        if mv.status == "FAILED_REGISTRATION":
-            raise RuntimeError(
-                f"registration of version {version} of '{name}' failed: {mv.status_message}"
-            )
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(
-                f"version {version} of '{name}' is still {mv.status} after {timeout_s:g} s; "
-                "re-run the registration later (it reuses this version) or raise "
-                "registry.ready_timeout_s"
-            )
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, 5.0)
+def _earlier_version(client: MlflowClient, name: str, model_uri: str) -> ModelVersion | None:
+    """The version an earlier, interrupted registration of ``model_uri`` created, if any."""
+    if "'" in model_uri:
+        raise ValueError(f"model_uri must not contain a single quote; got {model_uri!r}")
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.{TAG_SOURCE_MODEL_URI} = '{model_uri}'"
+    )
+    usable = [mv for mv in found if mv.status != "FAILED_REGISTRATION"]
+    if not usable:
+        return None
+    existing = max(usable, key=lambda mv: int(mv.version))
+    if existing.status != "READY":
+        raise RuntimeError(
+            f"version {existing.version} of '{name}', registered earlier from {model_uri}, is "
+            f"still {existing.status}; re-run the registration once it is READY"
+        )
+    return existing
+
+
+def _same_store(client: MlflowClient) -> None:
+    active = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    # MlflowClient has no public getter for its registry URI.
+    mine = (client.tracking_uri, client._registry_uri)
+    if mine != active:
+        raise ValueError(
+            f"the registry client is on {mine[1]} (tracking {mine[0]}) but mlflow.register_model "
+            f"registers on MLflow's active registry {active[1]} (tracking {active[0]}); "
+            "pass client=None or set mlflow.set_tracking_uri / set_registry_uri to the client's"
+        )
 
 
 def _compare(
@@ -692,8 +668,8 @@ def _compare(
         and new_fp is not None
         and baseline.get(TAG_FINGERPRINT) == new_fp
     ):
-        old = _as_float((baseline.get("metrics") or {}).get(metric))
-        new = _as_float(candidate.tags.get(f"{GATE_PREFIX}{metric}"))
+        old = finite_or_none((baseline.get("metrics") or {}).get(metric))
+        new = finite_or_none(candidate.tags.get(gate_tag(metric)))
         if new is not None and old is not None:
             return _by_margin(
                 new, old, champion.version, config, "champion re-scored on the same test data"
@@ -707,8 +683,8 @@ def _compare(
             "or deploy it explicitly",
             logging.WARNING,
         )
-    key = f"{GATE_PREFIX}{metric}"
-    new, old = _as_float(candidate.tags.get(key)), _as_float(champion.tags.get(key))
+    key = gate_tag(metric)
+    new, old = finite_or_none(candidate.tags.get(key)), finite_or_none(champion.tags.get(key))
     if new is None or old is None:
         which = f"version {candidate.version}" if new is None else f"champion {champion.version}"
         return (
@@ -741,7 +717,7 @@ def _move_champion(client: MlflowClient, name: str, version: str, *, via: str) -
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, old)
     # The only write to `champion`: it moves from old to new, it is never deleted.
     client.set_registered_model_alias(name, CHAMPION, version)
-    _record_stint(client, name, version, old, via=via, now=_now())
+    _record_stint(client, name, version, old, via=via, now=utc_now())
 
 
 def _record_stint(
@@ -785,9 +761,9 @@ def _archive_record(mv: ModelVersion) -> dict[str, Any]:
         "source": mv.source,
         "status": mv.status,
         "description": mv.description,
-        "created": _iso(mv.creation_timestamp),
-        "last_updated": _iso(mv.last_updated_timestamp),
-        "deleted_at": _now(),
+        "created": iso_from_millis(mv.creation_timestamp),
+        "last_updated": iso_from_millis(mv.last_updated_timestamp),
+        "deleted_at": utc_now(),
     }
 
 
@@ -801,7 +777,7 @@ def _write_archive(client: MlflowClient, record: dict[str, Any], destination: st
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / filename
     if path.exists():  # never overwrite an earlier record
-        stamp = record["deleted_at"].replace("+00:00", "Z").replace(":", "")
+        stamp = record["deleted_at"].replace(":", "")
         path = folder / f"version-{record['version']}-{stamp}.json"
     path.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
     return str(path)

@@ -1,12 +1,14 @@
 """The champion version and the facts of its training, read from MLflow in one place.
 
-Where registration records them (change them here and nowhere else):
+Where registration records them (the names are in :mod:`deepfake_kedro.registry.vocabulary`):
 
 - the ``champion`` alias of the registered model picks the version; its
-  ``creation_timestamp`` is the model's age and its ``run_id`` the training run;
+  ``creation_timestamp`` is the model's age, its ``training_run_id`` tag (else its
+  ``run_id``) the training run;
 - version tags ``dataset_fingerprint``, ``gate.test_auc`` (float as text),
-  ``data_newest_captured_at`` (UTC ISO-8601, newest ``captured_at`` of the training manifest)
-  and ``trained_at``;
+  ``dataset_newest_captured_at`` (UTC, newest ``captured_at`` of the training manifest;
+  ``data_newest_captured_at`` on versions registered before the names were unified, else the
+  training run's tag of the same name) and ``trained_at``;
 - run artifacts ``checkpoint/fusion_checkpoint.pt`` (the fusion checkpoint) and
   ``data/split_manifest.parquet`` (the split manifest it was trained on).
 
@@ -18,7 +20,6 @@ a retraining).
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,21 +31,29 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from deepfake_kedro.registry.operations import find_version
+from deepfake_kedro.registry.vocabulary import (
+    CHAMPION,
+    CHECKPOINT_ARTIFACTS,
+    MANIFEST_ARTIFACT,
+    TAG_FINGERPRINT,
+    TAG_TRAINING_RUN_ID,
+    gate_tag,
+    newest_captured_at_tag,
+    version_uri,
+)
+from deepfake_kedro.values import finite_or_none, iso
 
 logger = logging.getLogger(__name__)
 
-CHAMPION_ALIAS = "champion"
-TAG_TRAINING_RUN_ID = "training_run_id"
-TAG_FINGERPRINT = "dataset_fingerprint"
-TAG_TEST_AUC = "gate.test_auc"
-TAG_NEWEST_CAPTURED_AT = "data_newest_captured_at"
-TAG_TRAINED_AT = "trained_at"
-# The training run's tag written by the project's lineage hook; used when the version lacks
-# TAG_NEWEST_CAPTURED_AT.
-RUN_TAG_NEWEST_CAPTURED_AT = "dataset_newest_captured_at"
-# First found wins: registration's path, then the one ensemble_training's catalog entry uses.
-CHECKPOINT_ARTIFACTS = ("checkpoint/fusion_checkpoint.pt", "model/fusion_checkpoint.pt")
-MANIFEST_ARTIFACT = "data/split_manifest.parquet"
+__all__ = [
+    "CHECKPOINT_ARTIFACTS",
+    "MANIFEST_ARTIFACT",
+    "ChampionInfo",
+    "load_champion",
+    "newest_captured_at",
+]
+
+TAG_TEST_AUC = gate_tag("test_auc")
 
 
 @dataclass
@@ -83,10 +92,10 @@ class ChampionInfo:
             "model_name": self.model_name,
             "version": self.version,
             "run_id": self.run_id,
-            "created_at": _iso(self.created_at),
+            "created_at": iso(self.created_at),
             "dataset_fingerprint": self.fingerprint,
             "test_auc": self.test_auc,
-            "newest_captured_at": _iso(self.newest_captured_at),
+            "newest_captured_at": iso(self.newest_captured_at),
             "has_checkpoint": self.checkpoint is not None,
             "n_training_images": None
             if self.training_manifest is None
@@ -105,9 +114,9 @@ def load_champion(client: MlflowClient, model_name: str) -> ChampionInfo | None:
     Returns:
         ``None`` when the model is not registered or has no champion.
     """
-    version = find_version(client, model_name, CHAMPION_ALIAS, None)
+    version = find_version(client, model_name, CHAMPION, None)
     if version is None:
-        logger.info("'%s' has no %s (or is not registered)", model_name, CHAMPION_ALIAS)
+        logger.info("'%s' has no %s (or is not registered)", model_name, CHAMPION)
         return None
     tags = dict(version.tags or {})
     info = ChampionInfo(
@@ -121,18 +130,18 @@ def load_champion(client: MlflowClient, model_name: str) -> ChampionInfo | None:
         fingerprint=tags.get(TAG_FINGERPRINT) or None,
     )
     where = f"champion version {info.version} of '{model_name}'"
-    info.test_auc = _finite(tags.get(TAG_TEST_AUC))
+    info.test_auc = finite_or_none(tags.get(TAG_TEST_AUC))
     if info.test_auc is None:
         info.problems.append(f"{where} has no numeric '{TAG_TEST_AUC}' version tag")
     if info.fingerprint is None:
         info.problems.append(f"{where} has no '{TAG_FINGERPRINT}' version tag")
-    info.newest_captured_at = _timestamp(tags.get(TAG_NEWEST_CAPTURED_AT))
+    info.newest_captured_at = _timestamp(newest_captured_at_tag(tags))
     if info.run_id is None:
         info.problems.append(f"{where} has no training run: its training data is unknown")
         return info
     if info.newest_captured_at is None:
         run_tags = _run_tags(client, info.run_id)
-        info.newest_captured_at = _timestamp(run_tags.get(RUN_TAG_NEWEST_CAPTURED_AT))
+        info.newest_captured_at = _timestamp(newest_captured_at_tag(run_tags))
     info.checkpoint = _packaged_checkpoint(model_name, info.version)
     with tempfile.TemporaryDirectory(prefix="champion-") as folder:
         checkpoint_path = (
@@ -193,7 +202,7 @@ def _packaged_checkpoint(model_name: str, version: str) -> dict[str, Any] | None
     from deepfake_kedro.datasets.registered_model import load_registered_checkpoint
 
     try:
-        return load_registered_checkpoint(f"models:/{model_name}/{version}", missing_ok=True)
+        return load_registered_checkpoint(version_uri(model_name, version), missing_ok=True)
     except (DatasetError, MlflowException, OSError) as error:
         logger.info("version %s has no packaged checkpoint (%s); trying its run", version, error)
         return None
@@ -212,20 +221,8 @@ def _run_tags(client: MlflowClient, run_id: str) -> dict[str, str]:
         return {}
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _timestamp(value: str | None) -> datetime | None:
     if not value:
         return None
     parsed = pd.to_datetime(value, utc=True, errors="coerce")
     return None if pd.isna(parsed) else parsed.to_pydatetime()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -70,7 +70,7 @@ def test_passed_verdict_registers_with_gate_metrics_and_lineage_tags():
     assert request["tags"] == {
         "dataset_fingerprint": "f" * 64,
         "dataset_n_images": 60,
-        "data_newest_captured_at": "2026-01-29T09:56:53Z",
+        "dataset_newest_captured_at": "2026-01-29T09:56:53Z",
         "backbones": json.dumps({"resnet": "resnet:resnet50", "spectral": "spectral:v1"}),
         "weights": json.dumps({"resnet": "IMAGENET1K_V2", "spectral": "none"}),
         "operating_threshold": 0.42,

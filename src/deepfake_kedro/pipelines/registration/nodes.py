@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,17 @@ from deepfake_kedro.pipelines.validation.nodes import (
     validation_metric_values,
 )
 from deepfake_kedro.registry.config import RegistryConfig
+from deepfake_kedro.registry.vocabulary import (
+    TAG_BACKBONES,
+    TAG_FINGERPRINT,
+    TAG_OPERATING_THRESHOLD,
+    TAG_THRESHOLD_METHOD,
+    TAG_TRAINED_AT,
+    TAG_TRAINING_RUN_ID,
+    TAG_WEIGHTS,
+    dataset_tags,
+)
+from deepfake_kedro.values import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -115,24 +125,21 @@ def prepare_registration(  # noqa: PLR0913
     backbones = fusion_checkpoint.get("backbones") or {}
     fingerprint = dataset_fingerprint["fingerprint"]
     tags = {
-        "dataset_fingerprint": fingerprint,
-        "dataset_n_images": dataset_fingerprint.get("n_images"),
-        "data_newest_captured_at": dataset_fingerprint.get("newest_captured_at"),
-        "backbones": json.dumps(
+        **dataset_tags(dataset_fingerprint),
+        TAG_BACKBONES: json.dumps(
             {b: f"{c.get('kind')}:{c.get('arch')}" for b, c in backbones.items()}, sort_keys=True
         ),
-        "weights": json.dumps({b: c.get("weights") for b, c in backbones.items()}, sort_keys=True),
-        "operating_threshold": validation_results.get("threshold"),
-        "threshold_method": validation_results.get("threshold_method"),
-        "training_run_id": fusion_checkpoint.get("mlflow_run_id"),
-        "trained_at": fusion_checkpoint.get("created_at")
-        or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        TAG_WEIGHTS: json.dumps({b: c.get("weights") for b, c in backbones.items()}, sort_keys=True),
+        TAG_OPERATING_THRESHOLD: validation_results.get("threshold"),
+        TAG_THRESHOLD_METHOD: validation_results.get("threshold_method"),
+        TAG_TRAINING_RUN_ID: fusion_checkpoint.get("mlflow_run_id"),
+        TAG_TRAINED_AT: fusion_checkpoint.get("created_at") or utc_now(),
     }
     baseline = None
     if champion_evaluation.get("available"):
         baseline = {
             "version": champion_evaluation.get("version"),
-            "dataset_fingerprint": fingerprint,
+            TAG_FINGERPRINT: fingerprint,
             "metrics": champion_evaluation.get("metrics", {}),
         }
     request = {
