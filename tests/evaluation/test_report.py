@@ -6,6 +6,11 @@ import base64
 import copy
 import json
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
@@ -228,3 +233,34 @@ def test_calibration_accepts_british_spelling_and_empty_bins():
     }
     assert set(report_figures(results)) == {"calibration"}
     assert render_validation_report(results).count("data:image/png;base64,") == 1
+
+
+def test_the_built_package_ships_the_template_and_renders(tmp_path):
+    """The template is a package file: a wheel built from pyproject.toml holds it."""
+    root = Path(__file__).resolve().parents[2]
+    source = tmp_path / "source"
+    ignore = shutil.ignore_patterns("*.egg-info", "__pycache__")  # no stale SOURCES.txt
+    shutil.copytree(root / "src", source / "src", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    wheel_dir, installed = tmp_path / "wheel", tmp_path / "installed"
+    built = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta; "
+         "print(build_meta.build_wheel(sys.argv[1]))", str(wheel_dir)],
+        cwd=source, capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = wheel_dir / built.stdout.split()[-1]
+    with zipfile.ZipFile(wheel) as archive:
+        assert "deepfake_kedro/evaluation/templates/validation_report.html.j2" in archive.namelist()
+        archive.extractall(installed)
+
+    rendered = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "import deepfake_kedro; assert deepfake_kedro.__file__.startswith(sys.argv[1]); "
+         "from deepfake_kedro.evaluation.report import render_validation_report; "
+         "print(render_validation_report({'verdict': {'passed': True}}))", str(installed)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert "<!DOCTYPE html>" in rendered.stdout and "PASSED" in rendered.stdout

@@ -47,6 +47,16 @@ METRIC_LABELS: dict[str, str] = {
 _CI_KEYS = ("auc_ci_low", "auc_ci_high")
 _FIGURE_DPI = 110
 
+# The page itself: a package file (src/deepfake_kedro/evaluation/templates/), installed with
+# the package (pyproject's package-data).
+TEMPLATE = "validation_report.html.j2"
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("deepfake_kedro.evaluation", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+)
+
 
 def _number(value: Any) -> float | None:
     """``value`` as a finite float, or ``None`` (also for booleans: they are not measurements)."""
@@ -446,7 +456,7 @@ def render_validation_report(results: Mapping[str, Any]) -> str:
     images = {name: _png_data_uri(fig) for name, fig in figures.items()}
     lineage = _mapping(results.get("lineage"))
     by_family = _records(results.get("by_family"))
-    html = _TEMPLATE.render(
+    html = _ENV.get_template(TEMPLATE).render(
         verdict=verdict,
         metrics=_metrics_view(_mapping(results.get("metrics"))),
         by_family=_table(by_family, ["manipulation", "n", "auc", "recall"]) if by_family else None,
@@ -465,149 +475,3 @@ def render_validation_report(results: Mapping[str, Any]) -> str:
         len(html) / 1024,
     )
     return html
-
-
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
-_TEMPLATE = _ENV.from_string(
-    """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Validation report: {{ "PASSED" if verdict.passed else "FAILED" }}</title>
-<style>
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
-       max-width: 1100px; padding: 1.5rem; color: #1f2328; line-height: 1.45; }
-h1 { margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #d0d7de; }
-.sub { color: #57606a; margin-top: 0; }
-.banner { border-radius: 8px; padding: 1rem 1.4rem; margin: 1rem 0; color: #fff; }
-.banner strong { font-size: 2.2rem; letter-spacing: .08em; display: block; }
-.banner.passed { background: #1a7f37; } .banner.failed { background: #cf222e; }
-table { border-collapse: collapse; margin: .6rem 0; font-size: .92rem; }
-th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.pass td.status { background: #dafbe1; color: #116329; font-weight: 600; }
-tr.fail td { background: #ffebe9; } tr.fail td.status { color: #a40e26; font-weight: 700; }
-tr.skipped td { color: #6e7781; background: #f6f8fa; }
-tr.small td { color: #6e7781; font-style: italic; }
-.tag { font-size: .75rem; border: 1px solid #8c959f; border-radius: 4px; padding: 0 .3rem; }
-.figures { display: flex; flex-wrap: wrap; gap: 1rem; }
-img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
-code { font-size: .85rem; word-break: break-all; }
-.note { color: #57606a; font-style: italic; }
-</style>
-</head>
-<body>
-<h1>Deepfake detector: validation report</h1>
-<p class="sub">
-{% if run_id %}Training run <code>{{ run_id }}</code>{% endif %}
-{% if run_id and created_at %} · {% endif %}
-{% if created_at %}created {{ created_at }}{% endif %}
-</p>
-
-<div class="banner {{ 'passed' if verdict.passed else 'failed' }}">
-<strong>{{ "PASSED" if verdict.passed else "FAILED" }}</strong>
-{% if verdict.summary %}<span>{{ verdict.summary }}</span>{% endif %}
-</div>
-
-<h2>Gate checks</h2>
-{% if verdict.checks %}
-<table>
-<tr><th>Check</th><th>Value</th><th>Limit</th><th>Result</th><th>Reason</th></tr>
-{% for c in verdict.checks %}
-<tr class="{{ c.status }}"><td>{{ c.name }}</td><td class="num">{{ c.value }}</td>
-<td class="num">{{ c.limit }}</td><td class="status">{{ c.status | upper }}</td>
-<td>{{ c.reason }}</td></tr>
-{% endfor %}
-</table>
-{% else %}<p class="note">The gate reported no individual checks.</p>{% endif %}
-
-{% if metrics %}
-<h2>Metrics on the test split</h2>
-<table>
-{% for label, value in metrics %}<tr><th>{{ label }}</th><td class="num">{{ value }}</td></tr>
-{% endfor %}
-</table>
-{% endif %}
-
-{% if by_family %}
-<h2>By manipulation family</h2>
-<table>
-<tr>{% for c in by_family.columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in by_family.rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>
-{% endfor %}
-</table>
-{% endif %}
-
-{% if curve_images %}
-<h2>Curves</h2>
-<div class="figures">
-{% for src in curve_images %}<img src="{{ src }}" alt="curve">{% endfor %}
-</div>
-{% endif %}
-
-{% if robustness %}
-<h2>Robustness to perturbations</h2>
-{% if robustness.skipped %}<p class="note">Skipped: {{ robustness.skipped }}</p>
-{% else %}
-<table>
-{% for label, value in robustness.summary %}<tr><th>{{ label }}</th><td>{{ value }}</td></tr>
-{% endfor %}
-</table>
-{% if robustness.table.rows %}
-<table>
-<tr>{% for c in robustness.table.columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in robustness.table.rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>
-{% endfor %}
-</table>
-{% endif %}
-{% if images.robustness is defined %}<img src="{{ images.robustness }}" alt="AUC under perturbations">{% endif %}
-{% endif %}
-{% endif %}
-
-{% if fairness %}
-<h2>Fairness across groups</h2>
-{% if fairness.skipped %}<p class="note">Skipped: {{ fairness.skipped }}</p>
-{% else %}
-<table>
-{% for label, value in fairness.summary %}<tr><th>{{ label }}</th><td class="num">{{ value }}</td></tr>
-{% endfor %}
-</table>
-{% for note in fairness.notes %}<p class="note">{{ note }}</p>{% endfor %}
-{% for a in fairness.attributes %}
-<h3>{{ a.name }}</h3>
-<p>AUC gap {{ a.auc_gap }} · equalized-odds difference {{ a.eod }}
-{% if a.too_small %} · too small to judge: {{ a.too_small }}{% endif %}</p>
-{% for note in a.notes %}<p class="note">{{ note }}</p>{% endfor %}
-<table>
-<tr>{% for c in a.table.columns %}<th>{{ c }}</th>{% endfor %}<th></th></tr>
-{% for row in a.table.rows %}
-<tr{% if a.table.small[loop.index0] %} class="small"{% endif %}>{% for v in row %}<td>{{ v }}</td>{% endfor %}
-<td>{% if a.table.small[loop.index0] %}<span class="tag">too small</span>{% endif %}</td></tr>
-{% endfor %}
-</table>
-{% endfor %}
-{% if images.fairness is defined %}<img src="{{ images.fairness }}" alt="Per-group AUC, FPR and FNR">{% endif %}
-{% endif %}
-{% endif %}
-
-{% if lineage %}
-<h2>Data and model lineage</h2>
-<table>
-{% for label, value in lineage.rows %}<tr><th>{{ label }}</th><td><code>{{ value }}</code></td></tr>
-{% endfor %}
-</table>
-{% if lineage.backbones %}
-<table>
-<tr><th>Branch</th><th>Architecture</th><th>Weights</th><th>Other</th></tr>
-{% for branch, arch, weights, other in lineage.backbones %}
-<tr><td>{{ branch }}</td><td>{{ arch }}</td><td><code>{{ weights }}</code></td><td><code>{{ other }}</code></td></tr>
-{% endfor %}
-</table>
-{% endif %}
-{% endif %}
-</body>
-</html>
-"""
-)
