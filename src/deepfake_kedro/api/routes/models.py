@@ -23,6 +23,13 @@ from deepfake_kedro.api.schemas import (
     ModelVersionOut,
     error_responses,
 )
+from deepfake_kedro.registry.vocabulary import (
+    CHAMPION,
+    GATE_PREFIX,
+    PREVIOUS_CHAMPION,
+    TAG_FINGERPRINT,
+    TAG_VALIDATION_PASSED,
+)
 
 router = APIRouter(tags=["models"])
 
@@ -43,11 +50,13 @@ def _version_out(row: dict[str, Any]) -> ModelVersionOut:
         version=str(row["version"]),
         aliases=[a for a in str(row.get("aliases") or "").split(",") if a],
         created=_clean(row.get("created")),
-        validation_passed=_clean(row.get("validation_passed")),
+        validation_passed=_clean(row.get(TAG_VALIDATION_PASSED)),
         gate_metrics={
-            k.removeprefix("gate."): _clean(v) for k, v in row.items() if k.startswith("gate.")
+            k.removeprefix(GATE_PREFIX): _clean(v)
+            for k, v in row.items()
+            if k.startswith(GATE_PREFIX)
         },
-        dataset_fingerprint=_clean(row.get("dataset_fingerprint")),
+        dataset_fingerprint=_clean(row.get(TAG_FINGERPRINT)),
         run_id=_clean(row.get("run_id")),
     )
 
@@ -72,7 +81,7 @@ def deploy_version(
 
     A version that failed validation is refused (409) unless `force` is true.
     """
-    from deepfake_kedro.registry.operations import CHAMPION, PREVIOUS_CHAMPION, deploy
+    from deepfake_kedro.registry.operations import deploy
 
     model_name = project.registry.model_name
     require_version(client, model_name, body.version)
