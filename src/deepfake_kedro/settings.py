@@ -17,6 +17,7 @@ from deepfake_kedro.hooks import (
     RegistrationHooks,
     RevalidationHooks,
 )
+from deepfake_kedro.project import ProjectHooks
 
 # Deprecation notices from inside Kedro, kedro-mlflow and OmegaConf that users cannot act on;
 # each run printed a dozen of them, burying the project's own warnings.
@@ -32,6 +33,7 @@ def _project_root() -> str:
 # Parameter groups are validated by Kedro itself before any node runs: nodes annotate their
 # `params:` inputs with pydantic models (kedro.validation).
 HOOKS = (
+    ProjectHooks(),
     ProblemReportHooks(),
     MlflowLineageHooks(),
     RegistrationHooks(),

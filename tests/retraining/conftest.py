@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -34,11 +33,6 @@ EXPERIMENT = "deepfake_kedro"
 MODEL_NAME = "deepfake-detector"
 RUNTIME = ExtractionConfig(batch_size=16, num_workers=0, progress=False)
 INGESTION = IngestionConfig(min_group_size=2, num_workers=2)
-EMPTY = {
-    "content_hash": np.array([], dtype=str),
-    "features": np.zeros((0, 0), np.float32),
-    "identity": np.array('{"kind": "x", "skipped": true}'),
-}
 
 
 class _NoState:
@@ -77,7 +71,7 @@ def champion_checkpoint(
     store = ImageStore(str(tiny_demo_dir))
     cache = FeatureCacheDataset(path=spectral_cache_root).load()
     backbone = BackboneConfig(kind="spectral", image_size=64)
-    report = extract_features(current_manifest, store, cache, backbone, RUNTIME, ["spectral"])
+    report = extract_features(current_manifest, store, cache, backbone, RUNTIME, branch="spectral")
     spectral = collect_features(current_manifest, cache, report)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -86,12 +80,8 @@ def champion_checkpoint(
             current_manifest,
             {"fingerprint": "f" * 64},
             _NoState(),
-            TrainingConfig(
-                branches=["spectral"], epochs=10, patience=5, batch_size=16, device="cpu"
-            ),
-            EMPTY,
-            EMPTY,
-            spectral,
+            TrainingConfig(epochs=10, patience=5, batch_size=16, device="cpu"),
+            spectral=spectral,
         )
     finally:
         torch.set_num_threads(previous)

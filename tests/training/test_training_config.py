@@ -11,7 +11,7 @@ from deepfake_kedro.training import TrainingConfig
 
 def test_defaults_and_params_dict_round_trip():
     config = TrainingConfig()
-    assert config.branches == ["resnet", "clip", "spectral"]
+    assert config.branches is None  # every branch of feature_extraction.backbones
     assert config.fusion == FusionConfig()
     assert (config.epochs, config.lr_schedule, config.device) == (100, "cosine", "auto")
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deepfake_kedro.evaluation.config import GateConfig
+from deepfake_kedro.evaluation.performance import scalar_test_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -223,3 +224,19 @@ def _fmt_against(value: float, limit: float) -> str:
         if (rounded >= limit) == (value >= limit) and (rounded <= limit) == (value <= limit):
             break
     return _fmt(value, digits)
+
+
+def validation_metric_values(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The gate's numbers as MLflow metrics: ``test_<metric>``, ``robustness_*``,
+    ``fairness_*`` and ``gate_passed`` (``{name: {"value", "step"}}``); registration tags
+    the version with the same names."""
+    values: dict[str, float] = dict(scalar_test_metrics(results["metrics"]))
+    summary = results["robustness"].get("summary") or {}
+    for key in ("mean_drop", "worst_drop"):
+        if summary.get(key) is not None:
+            values[f"robustness_{key}"] = summary[key]
+    for key in ("max_auc_gap", "max_equalized_odds_difference"):
+        if results["fairness"].get(key) is not None:
+            values[f"fairness_{key}"] = results["fairness"][key]
+    values["gate_passed"] = float(results["verdict"]["passed"])
+    return {k: {"value": float(v), "step": 0} for k, v in values.items() if math.isfinite(float(v))}

@@ -40,22 +40,11 @@ class Detector:
     def __init__(
         self, checkpoint: Mapping[str, Any], extractors: Mapping[str, Any] | None = None
     ) -> None:
-        configs = checkpoint.get("backbone_configs")
-        if not configs:
-            raise ValueError(
-                "the checkpoint has no backbone configs: retrain with ensemble_training to get a "
-                "checkpoint that can score images"
-            )
         self.branches: list[str] = list(checkpoint["config"]["branches"])
-        self.extractors = {}
-        for branch in self.branches:
-            expected = checkpoint["backbones"][branch]
-            extractor = (extractors or {}).get(branch)
-            if extractor is None or canonical_json(extractor.identity()) != canonical_json(expected):
-                extractor = build_extractor(configs[branch], param_key=f"backbone_configs.{branch}")
-            if canonical_json(extractor.identity()) != canonical_json(expected):
-                raise ValueError(_identity_mismatch(branch, extractor.identity(), expected))
-            self.extractors[branch] = extractor
+        self.extractors = {
+            branch: build_branch_extractor(checkpoint, branch, (extractors or {}).get(branch))
+            for branch in self.branches
+        }
         self.head = build_model(checkpoint)
 
     def features(
@@ -77,6 +66,30 @@ class Detector:
     def score_features(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
         """Fake probability from precomputed per-branch features."""
         return predict_proba(self.head, {b: features[b] for b in self.branches})
+
+
+def build_branch_extractor(
+    checkpoint: Mapping[str, Any], branch: str, reuse: Any | None = None
+) -> Any:
+    """The backbone of ``branch`` rebuilt from the checkpoint (``reuse`` when it matches).
+
+    Raises:
+        ValueError: if the checkpoint predates backbone configs, or the rebuilt backbone does
+            not have the identity the head was trained on (e.g. its weights file changed).
+    """
+    configs = checkpoint.get("backbone_configs")
+    if not configs:
+        raise ValueError(
+            "the checkpoint has no backbone configs: retrain with ensemble_training to get a "
+            "checkpoint that can score images"
+        )
+    expected = checkpoint["backbones"][branch]
+    extractor = reuse
+    if extractor is None or canonical_json(extractor.identity()) != canonical_json(expected):
+        extractor = build_extractor(configs[branch], param_key=f"backbone_configs.{branch}")
+    if canonical_json(extractor.identity()) != canonical_json(expected):
+        raise ValueError(_identity_mismatch(branch, extractor.identity(), expected))
+    return extractor
 
 
 def _identity_mismatch(branch: str, actual: Mapping[str, Any], expected: Mapping[str, Any]) -> str:

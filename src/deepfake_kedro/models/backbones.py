@@ -15,10 +15,11 @@ inference model, so preprocessing cannot drift between them.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pydantic
@@ -49,8 +50,6 @@ logger = logging.getLogger(__name__)
 FEATURE_VERSION = 1
 """Bump whenever preprocessing or ResNet/CLIP feature code changes what features come out."""
 
-DEFAULT_ARCH = {"resnet": "resnet50", "clip": "ViT-B-32", "spectral": "v1"}
-SPECTRAL_ARCHS = ("v1",)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_GRID = 16
@@ -67,6 +66,7 @@ __all__ = [
     "SpectralExtractor",
     "WeightsUnavailableError",
     "build_extractor",
+    "extractor_class",
     "preprocess_image",
 ]
 
@@ -74,10 +74,15 @@ __all__ = [
 class BackboneConfig(BaseModel):
     """Parameters of one backbone (``feature_extraction.backbones.<branch>``).
 
+    The keys of ``feature_extraction.backbones`` are the project's branches; each entry
+    says which extractor ``kind`` computes that branch's features.
+
     Attributes:
-        kind: ``resnet`` | ``clip`` | ``spectral``.
+        kind: A built-in extractor (``resnet`` | ``clip`` | ``spectral``) or the import path
+            of a :class:`FeatureExtractor` subclass, ``package.module:ClassName``: a new
+            frozen backbone is a module plus a parameters entry.
         arch: resnet18/34/50/101/152; any open_clip model name; ``v1`` for spectral.
-            Defaults per kind: resnet50, ViT-B-32, v1.
+            Defaults to the kind's ``default_arch``.
         weights: ``none`` (seeded random init), a hub tag (torchvision ``IMAGENET1K_V1`` /
             ``IMAGENET1K_V2`` / ``DEFAULT``; open_clip tags such as ``openai``), or a local
             state-dict / checkpoint file.
@@ -88,11 +93,14 @@ class BackboneConfig(BaseModel):
         early_stats: ResNet only: add per-channel mean and std of the stem, layer1 and
             layer2 activations.
         hub_timeout_s: Budget to reach a weights hub before failing.
+        options: Settings of a custom kind (part of its feature identity).
+        enabled: False leaves the branch out of every pipeline without deleting its entry
+            (e.g. in conf/local).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["resnet", "clip", "spectral"]
+    kind: str
     arch: str | None = None
     weights: str = "none"
     image_size: int = Field(224, ge=32, le=4096)
@@ -100,16 +108,16 @@ class BackboneConfig(BaseModel):
     seed: int = Field(0, ge=0)
     early_stats: bool = True
     hub_timeout_s: float = Field(5.0, gt=0, le=300)
+    options: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
 
     @model_validator(mode="before")
     @classmethod
     def _default_arch(cls, data: Any) -> Any:
-        if (
-            isinstance(data, Mapping)
-            and data.get("arch") is None
-            and data.get("kind") in DEFAULT_ARCH
-        ):
-            data = {**data, "arch": DEFAULT_ARCH[data["kind"]]}
+        if isinstance(data, Mapping) and data.get("arch") is None and data.get("kind"):
+            default = extractor_class(str(data["kind"])).default_arch
+            if default is not None:
+                data = {**data, "arch": default}
         return data
 
     @model_validator(mode="after")
@@ -118,22 +126,7 @@ class BackboneConfig(BaseModel):
             raise ValueError(
                 f"resize ({self.resize}) must be >= image_size ({self.image_size}), or null to crop only"
             )
-        if self.kind == "resnet":
-            _check_choice("arch", self.arch, TORCHVISION_RESNETS)
-            if self.weights != "none" and not is_weights_file(self.weights):
-                torchvision_weights(self.arch, self.weights)
-        elif self.kind == "clip":
-            import open_clip
-
-            _check_choice("arch", self.arch, open_clip.list_models())
-            if self.weights != "none" and not is_weights_file(self.weights):
-                check_open_clip_tag(self.arch, self.weights)
-        else:
-            _check_choice("arch", self.arch, SPECTRAL_ARCHS)
-            if self.weights != "none":
-                raise ValueError(
-                    f"spectral features have no weights; set weights to 'none' (got {self.weights!r})"
-                )
+        extractor_class(self.kind).check_config(self)
         return self
 
 
@@ -214,8 +207,10 @@ class FeatureExtractor(nn.Module):
     """
 
     feature_version: ClassVar[int] = FEATURE_VERSION
+    default_arch: ClassVar[str | None] = None
+    """``arch`` when the parameters leave it out."""
 
-    def __init__(self, config: BackboneConfig) -> None:
+    def __init__(self, config: BackboneConfig, param_key: str = "") -> None:
         super().__init__()
         self.config = config
         self.feature_dim: int = 0
@@ -247,6 +242,11 @@ class FeatureExtractor(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone-specific features of a validated ``[B, 3, H, W]`` batch."""
         raise NotImplementedError
+
+    @classmethod
+    def check_config(cls, config: BackboneConfig) -> None:
+        """Refuse parameters this kind cannot honour (``ValueError`` naming the allowed
+        values), before any network is built. The base class accepts any."""
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         """Stay in eval mode: features must not depend on batch statistics or dropout."""
@@ -320,6 +320,14 @@ def _weights_kind(config: BackboneConfig, param_key: str) -> tuple[str, Any]:
 
 class ResNetExtractor(FeatureExtractor):
     """torchvision ResNet: global-average-pooled last stage (+ early activation statistics)."""
+
+    default_arch: ClassVar[str | None] = "resnet50"
+
+    @classmethod
+    def check_config(cls, config: BackboneConfig) -> None:
+        _check_choice("arch", config.arch, TORCHVISION_RESNETS)
+        if config.weights != "none" and not is_weights_file(config.weights):
+            torchvision_weights(config.arch, config.weights)
 
     def __init__(self, config: BackboneConfig, param_key: str) -> None:
         super().__init__(config)
@@ -401,6 +409,16 @@ def _mean_std(x: torch.Tensor) -> torch.Tensor:
 
 class ClipExtractor(FeatureExtractor):
     """open_clip image tower: the L2-normalised image embedding (the text tower is dropped)."""
+
+    default_arch: ClassVar[str | None] = "ViT-B-32"
+
+    @classmethod
+    def check_config(cls, config: BackboneConfig) -> None:
+        import open_clip
+
+        _check_choice("arch", config.arch, open_clip.list_models())
+        if config.weights != "none" and not is_weights_file(config.weights):
+            check_open_clip_tag(config.arch, config.weights)
 
     def __init__(self, config: BackboneConfig, param_key: str) -> None:
         super().__init__(config)
@@ -493,6 +511,15 @@ class SpectralExtractor(FeatureExtractor):
     """Weight-free frequency, JPEG-grid and noise-residual features (:mod:`.spectral`)."""
 
     feature_version: ClassVar[int] = spectral.FEATURE_VERSION
+    default_arch: ClassVar[str | None] = "v1"
+
+    @classmethod
+    def check_config(cls, config: BackboneConfig) -> None:
+        _check_choice("arch", config.arch, ("v1",))
+        if config.weights != "none":
+            raise ValueError(
+                f"spectral features have no weights; set weights to 'none' (got {config.weights!r})"
+            )
 
     def __init__(self, config: BackboneConfig, param_key: str) -> None:
         super().__init__(config)
@@ -520,17 +547,42 @@ _EXTRACTORS: dict[str, type[FeatureExtractor]] = {
 }
 
 
+def extractor_class(kind: str) -> type[FeatureExtractor]:
+    """The extractor class of ``kind``: a built-in name or ``package.module:ClassName``.
+
+    Raises:
+        ValueError: naming the built-in kinds and the import-path form, when ``kind`` is
+            neither, cannot be imported or is not a :class:`FeatureExtractor`.
+    """
+    if kind in _EXTRACTORS:
+        return _EXTRACTORS[kind]
+    hint = (
+        f"use one of {', '.join(_EXTRACTORS)} or the import path of a FeatureExtractor "
+        "subclass, 'package.module:ClassName'"
+    )
+    module_name, _, class_name = kind.partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"kind {kind!r} is not a known backbone: {hint}")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"kind {kind!r} cannot be imported ({err}): {hint}") from err
+    if not (isinstance(found, type) and issubclass(found, FeatureExtractor)):
+        raise ValueError(f"kind {kind!r} is not a FeatureExtractor subclass: {hint}")
+    return found
+
+
 def build_extractor(
     config: BackboneConfig | Mapping[str, Any],
     *,
-    param_key: str = "feature_extraction.backbones.<kind>",
+    param_key: str | None = None,
 ) -> FeatureExtractor:
     """Build the feature extractor a config describes.
 
     Args:
         config: A :class:`BackboneConfig` or its parameters as a mapping.
-        param_key: Where the parameters live, for error messages; ``<kind>`` is replaced by
-            the backbone kind.
+        param_key: Where the parameters live, for error messages; default
+            ``feature_extraction.backbones.<kind>`` (a branch named after its kind).
 
     Returns:
         The extractor, in eval mode on the CPU.
@@ -543,13 +595,13 @@ def build_extractor(
     """
     if not isinstance(config, BackboneConfig):
         kind = config.get("kind", "<kind>") if isinstance(config, Mapping) else "<kind>"
-        key = param_key.replace("<kind>", str(kind))
+        key = param_key or f"feature_extraction.backbones.{kind}"
         try:
             config = BackboneConfig.model_validate(dict(config))
         except pydantic.ValidationError as err:
             raise ValueError(f"{key}: invalid backbone parameters: {_short_errors(err)}") from err
-    key = param_key.replace("<kind>", config.kind)
-    extractor = _EXTRACTORS[config.kind](config, key)
+    key = param_key or f"feature_extraction.backbones.{config.kind}"
+    extractor = extractor_class(config.kind)(config, key)
     logger.info(
         "%s: %s %s, weights %s, %d features",
         key,

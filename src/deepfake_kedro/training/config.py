@@ -17,7 +17,8 @@ class TrainingConfig(BaseModel):
     """Which branches to fuse and how to train the fusion head.
 
     Attributes:
-        branches: Feature branches to fuse, in order; non-empty and unique.
+        branches: Feature branches to fuse, in order; non-empty and unique. None (the
+            default) fuses every branch of ``feature_extraction.backbones``.
         fusion: Fusion head shape and regularisation.
         epochs: Most epochs to train.
         batch_size: Rows per optimisation step.
@@ -36,7 +37,7 @@ class TrainingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    branches: list[str] = Field(default_factory=lambda: ["resnet", "clip", "spectral"])
+    branches: list[str] | None = None
     fusion: FusionConfig = Field(default_factory=FusionConfig)
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -53,7 +54,9 @@ class TrainingConfig(BaseModel):
 
     @field_validator("branches")
     @classmethod
-    def _non_empty_unique(cls, value: list[str]) -> list[str]:
+    def _non_empty_unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
         if not value:
             raise ValueError("list at least one feature branch, e.g. ['resnet', 'clip']")
         seen: set[str] = set()

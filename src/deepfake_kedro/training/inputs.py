@@ -32,8 +32,8 @@ def features_for_rows(
         branches: Branches to take.
 
     Raises:
-        ValueError: naming the branch and the fix when a branch is missing, was skipped at
-            extraction, or lacks features for some rows.
+        ValueError: naming the branch and the fix when a branch is missing or lacks
+            features for some rows.
     """
     out = {}
     hashes = rows["content_hash"].astype(str).to_numpy()
@@ -41,15 +41,11 @@ def features_for_rows(
         if name not in tables:
             raise ValueError(
                 f"branch {name!r} is in ensemble_training.branches but has no features; known "
-                f"branches: {', '.join(sorted(tables))}"
-            )
-        table = tables[name]
-        if branch_identity(table).get("skipped"):
-            raise ValueError(
-                f"branch {name!r} was skipped by feature_extraction (not in "
-                "feature_extraction.branches): enable it there or remove it from "
+                f"branches: {', '.join(sorted(tables))}. Add it under "
+                "feature_extraction.backbones (enabled) or remove it from "
                 "ensemble_training.branches"
             )
+        table = tables[name]
         index = pd.Index(table["content_hash"].astype(str))
         positions = index.get_indexer(hashes)
         if (positions < 0).any():

@@ -88,7 +88,8 @@ def train_fusion(
         y_train: Training labels, 0 (real) / 1 (fake), shape [N_train].
         val: Validation features per branch, each [N_val, dim].
         y_val: Validation labels, shape [N_val].
-        config: Branches, fusion head and optimisation settings.
+        config: Branches (None: every branch of ``train``, in its order), fusion head and
+            optimisation settings.
         resume_from: A checkpoint of an interrupted run with the same config (``epochs`` and
             ``resume`` may differ) and branch dims; training continues after its epoch. The
             caller decides whether to pass one (``config.resume``).
@@ -102,6 +103,8 @@ def train_fusion(
             an unavailable device, or a ``resume_from`` that does not match the config.
         FloatingPointError: if training diverges (non-finite validation logits).
     """
+    if config.branches is None:
+        config = config.model_copy(update={"branches": list(train)})
     branch_dims = _check_split(train, y_train, config.branches, "train")
     val_dims = _check_split(val, y_val, config.branches, "val")
     if val_dims != branch_dims:

@@ -16,13 +16,7 @@ from deepfake_kedro.training import TrainingConfig, build_model, predict_proba
 from deepfake_kedro.training.inputs import features_for_rows
 
 
-def branch_table(manifest, dim: int, signal: float, seed: int, skipped: bool = False) -> dict:
-    if skipped:
-        return {
-            "content_hash": np.array([], dtype=str),
-            "features": np.zeros((0, 0), np.float32),
-            "identity": np.array(json.dumps({"kind": "x", "skipped": True})),
-        }
+def branch_table(manifest, dim: int, signal: float, seed: int) -> dict:
     rows = manifest.drop_duplicates("content_hash")
     rng = np.random.default_rng(seed)
     label = (rows["label"] == "fake").to_numpy(dtype=np.float32)
@@ -38,7 +32,7 @@ def branch_table(manifest, dim: int, signal: float, seed: int, skipped: bool = F
     }
 
 
-def run(manifest, tmp_path, params: TrainingConfig, skip_clip: bool = False) -> dict:
+def run(manifest, tmp_path, params: TrainingConfig) -> dict:
     pipeline = create_pipeline()
     outputs = {name: MemoryDataset(copy_mode="assign") for name in pipeline.all_outputs()}
     catalog = DataCatalog(
@@ -48,9 +42,7 @@ def run(manifest, tmp_path, params: TrainingConfig, skip_clip: bool = False) -> 
             "training_state": CheckpointStoreDataset(filepath=str(tmp_path / "state.pt")),
             "params:ensemble_training": MemoryDataset(params),
             "resnet.model_input_features": MemoryDataset(branch_table(manifest, 40, 0.0, 1)),
-            "clip.model_input_features": MemoryDataset(
-                branch_table(manifest, 8, 1.0, 2, skip_clip)
-            ),
+            "clip.model_input_features": MemoryDataset(branch_table(manifest, 8, 1.0, 2)),
             "spectral.model_input_features": MemoryDataset(branch_table(manifest, 12, 4.0, 3)),
         }
         | outputs
@@ -65,6 +57,8 @@ def test_training_node_outputs_checkpoint_metrics_curves_and_tags(split_manifest
 
     checkpoint = out["fusion_checkpoint"]
     assert checkpoint["dataset_fingerprint"] == "f" * 64
+    # ensemble_training.branches null: every branch of the pipeline, in its order
+    assert checkpoint["config"]["branches"] == ["resnet", "clip", "spectral"]
     assert set(checkpoint["backbones"]) == {"resnet", "clip", "spectral"}
     test = split_manifest[split_manifest["split"] == "test"]
     tables = {
@@ -73,7 +67,7 @@ def test_training_node_outputs_checkpoint_metrics_curves_and_tags(split_manifest
         "spectral": branch_table(split_manifest, 12, 4.0, 3),
     }
     scores = predict_proba(
-        build_model(checkpoint), features_for_rows(test, tables, params.branches)
+        build_model(checkpoint), features_for_rows(test, tables, checkpoint["config"]["branches"])
     )
     assert scores.shape == (len(test),) and ((scores >= 0) & (scores <= 1)).all()
 
@@ -93,7 +87,8 @@ def test_resume_continues_from_the_saved_state(split_manifest, tmp_path):
     assert max(steps) == 5 and len(steps) == 5  # history carried over, 2 more epochs
 
 
-def test_skipped_branch_in_training_branches_is_a_clear_error(split_manifest, tmp_path):
-    params = TrainingConfig(epochs=2, batch_size=16, device="cpu")
-    with pytest.raises(ValueError, match="'clip' was skipped by feature_extraction"):
-        run(split_manifest, tmp_path, params, skip_clip=True)
+def test_training_branch_without_features_is_a_clear_error(split_manifest, tmp_path):
+    params = TrainingConfig(branches=["resnet", "face"], epochs=2, batch_size=16, device="cpu")
+    with pytest.raises(ValueError, match="'face' is in ensemble_training.branches but has no") as info:
+        run(split_manifest, tmp_path, params)
+    assert "feature_extraction.backbones" in str(info.value)

@@ -1,4 +1,4 @@
-"""feature_extraction on tiny demo data: namespaced branches, cache reuse, skipped branches."""
+"""feature_extraction on tiny demo data: namespaced branches from the list, cache reuse."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-def run(split_manifest, images_root, cache_root, branches=("resnet", "clip", "spectral")) -> dict:
-    pipeline = create_pipeline()
+def run(split_manifest, images_root, cache_root, backbones=None) -> dict:
+    backbones = backbones or BACKBONES
+    pipeline = create_pipeline(branches=list(backbones))
     catalog = DataCatalog(
         {
             "split_manifest": MemoryDataset(split_manifest),
@@ -36,13 +37,12 @@ def run(split_manifest, images_root, cache_root, branches=("resnet", "clip", "sp
             "params:feature_extraction.runtime": MemoryDataset(
                 ExtractionConfig(batch_size=16, num_workers=0, progress=False)
             ),
-            "params:feature_extraction.branches": MemoryDataset(list(branches)),
         }
         | {
             f"params:feature_extraction.backbones.{b}": MemoryDataset(c)
-            for b, c in BACKBONES.items()
+            for b, c in backbones.items()
         }
-        | {f"{b}.feature_cache": FeatureCacheDataset(path=str(cache_root / b)) for b in BACKBONES}
+        | {f"{b}.feature_cache": FeatureCacheDataset(path=str(cache_root / b)) for b in backbones}
         | {name: KeptDataset(copy_mode="assign") for name in pipeline.all_outputs()}
     )
     SequentialRunner().run(pipeline, catalog)
@@ -77,8 +77,22 @@ def test_second_run_reads_everything_from_the_cache(first_run, split_manifest, t
         )
 
 
-def test_branch_not_listed_is_skipped(split_manifest, tiny_demo_dir, tmp_path):
-    out = run(split_manifest, tiny_demo_dir, tmp_path, branches=("spectral",))
-    assert out["resnet.extraction_report"] == {"kind": "resnet", "skipped": True}
-    assert out["resnet.model_input_features"]["features"].shape == (0, 0)
-    assert not (tmp_path / "resnet").exists()
+def test_the_branches_are_the_list_it_is_built_from(split_manifest, tiny_demo_dir, tmp_path):
+    """Two branches, one of them a second ResNet under its own name: nodes, caches and
+    features follow the names, nothing else is built."""
+    backbones = {
+        "spectral": BACKBONES["spectral"],
+        "small_resnet": BackboneConfig(kind="resnet", arch="resnet18", image_size=32),
+    }
+    out = run(split_manifest, tiny_demo_dir, tmp_path, backbones)
+    assert {name.split(".")[0] for name in out} == {"spectral", "small_resnet"}
+    report = out["small_resnet.extraction_report"]
+    assert report["branch"] == "small_resnet" and report["backbone"]["image_size"] == 32
+    assert out["small_resnet.model_input_features"]["features"].shape[0] == len(
+        split_manifest["content_hash"].unique()
+    )
+    assert (tmp_path / "small_resnet").is_dir() and not (tmp_path / "resnet").exists()
+    nodes = {node.name for node in create_pipeline(branches=list(backbones)).nodes}
+    assert nodes == {
+        f"{b}.{n}" for b in backbones for n in ("extract_features_node", "collect_features_node")
+    }

@@ -18,11 +18,6 @@ from deepfake_kedro.pipelines.validation import create_pipeline
 from deepfake_kedro.training import TrainingConfig
 
 RUNTIME = ExtractionConfig(batch_size=16, num_workers=0, progress=False)
-EMPTY = {
-    "content_hash": np.array([], dtype=str),
-    "features": np.zeros((0, 0), np.float32),
-    "identity": np.array('{"kind": "x", "skipped": true}'),
-}
 
 
 class _NoState:
@@ -39,18 +34,16 @@ def trained(split_manifest, tiny_demo_dir, tmp_path_factory):
     store = ImageStore(str(tiny_demo_dir))
     cache = FeatureCacheDataset(path=str(tmp_path_factory.mktemp("cache"))).load()
     backbone = BackboneConfig(kind="spectral", image_size=64)
-    report = extract_features(split_manifest, store, cache, backbone, RUNTIME, ["spectral"])
+    report = extract_features(split_manifest, store, cache, backbone, RUNTIME, branch="spectral")
     spectral = collect_features(split_manifest, cache, report)
     checkpoint, *_ = train_ensemble(
         split_manifest,
         {"fingerprint": "f" * 64},
         _NoState(),
-        TrainingConfig(branches=["spectral"], epochs=10, patience=5, batch_size=16, device="cpu"),
-        EMPTY,
-        EMPTY,
-        spectral,
+        TrainingConfig(epochs=10, patience=5, batch_size=16, device="cpu"),
+        spectral=spectral,
     )
-    return store, checkpoint, spectral
+    return store, checkpoint, cache
 
 
 class KeptDataset(MemoryDataset):
@@ -70,18 +63,16 @@ def uninformative(checkpoint: dict) -> dict:
 
 
 def run(split_manifest, trained, params: ValidationConfig, weak: bool = False) -> dict:
-    store, checkpoint, spectral = trained
+    store, checkpoint, cache = trained
     checkpoint = uninformative(checkpoint) if weak else checkpoint
-    pipeline = create_pipeline()
+    pipeline = create_pipeline(branches=["spectral"])
     catalog = DataCatalog(
         {
             "split_manifest": MemoryDataset(split_manifest),
             "raw_images": MemoryDataset(store, copy_mode="assign"),
             "fusion_checkpoint": MemoryDataset(checkpoint, copy_mode="assign"),
             "dataset_fingerprint": MemoryDataset({"fingerprint": "f" * 64}),
-            "resnet.model_input_features": MemoryDataset(EMPTY),
-            "clip.model_input_features": MemoryDataset(EMPTY),
-            "spectral.model_input_features": MemoryDataset(spectral),
+            "spectral.feature_cache": MemoryDataset(cache, copy_mode="assign"),
             "params:validation": MemoryDataset(params),
             "params:feature_extraction.runtime": MemoryDataset(RUNTIME),
         }

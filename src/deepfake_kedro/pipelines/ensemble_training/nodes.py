@@ -17,14 +17,12 @@ from deepfake_kedro.training.inputs import branch_config, branch_identity, split
 logger = logging.getLogger(__name__)
 
 
-def train_ensemble(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz graph explicit
+def train_ensemble(
     split_manifest: pd.DataFrame,
     dataset_fingerprint: dict[str, Any],
     training_state: CheckpointStore,
     params: TrainingConfig,
-    resnet_features: dict[str, np.ndarray],
-    clip_features: dict[str, np.ndarray],
-    spectral_features: dict[str, np.ndarray],
+    **branch_features: dict[str, np.ndarray],
 ) -> tuple[dict[str, Any], dict[str, Any], Figure, dict[str, str]]:
     """Train the fusion head on the train split, early-stopping on validation AUC.
 
@@ -33,15 +31,17 @@ def train_ensemble(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz 
         dataset_fingerprint: Lineage of the data, stored in the checkpoint and as run tags.
         training_state: Where the state is saved every epoch (and resumed from when
             ``params.resume``).
-        params: ``ensemble_training`` parameters.
-        resnet_features: ResNet branch features. clip_features, spectral_features: likewise.
+        params: ``ensemble_training`` parameters; ``branches`` null fuses every branch.
+        **branch_features: Each branch's model-input features, keyed by branch.
 
     Returns:
         The checkpoint (best weights, optimizer, config, backbone identities and configs,
         lineage), the metric
         history for MLflow, the training-curve figure and the run tags.
     """
-    tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
+    tables = branch_features
+    if params.branches is None:
+        params = params.model_copy(update={"branches": list(tables)})
     train_x, y_train = split_arrays(split_manifest, tables, params.branches, "train")
     val_x, y_val = split_arrays(split_manifest, tables, params.branches, "val")
     resume_from = training_state.load() if params.resume else None

@@ -23,7 +23,8 @@ def extract_features(
     feature_cache: FeatureCacheRoot,
     backbone: BackboneConfig,
     runtime: ExtractionConfig,
-    branches: list[str],
+    *,
+    branch: str,
 ) -> dict[str, Any]:
     """Bring the branch's feature cache up to date with the manifest (new/changed images only).
 
@@ -33,19 +34,16 @@ def extract_features(
         feature_cache: Root of this branch's cache.
         backbone: This branch's backbone (architecture, weights, preprocessing).
         runtime: Batch size, workers, device, precision, sharding.
-        branches: Enabled branches; a branch not listed is skipped.
+        branch: The branch's name (its key under ``feature_extraction.backbones``).
 
     Returns:
-        The extraction report (counts, throughput, device, precision, cache identity).
+        The extraction report (counts, throughput, device, precision, cache identity) with
+        the backbone config, so the trained model can rebuild its backbones.
     """
-    if backbone.kind not in branches:
-        logger.info("Branch %s is not in feature_extraction.branches: skipped", backbone.kind)
-        return {"kind": backbone.kind, "skipped": True}
-    extractor = build_extractor(backbone, param_key=f"feature_extraction.backbones.{backbone.kind}")
+    extractor = build_extractor(backbone, param_key=f"feature_extraction.backbones.{branch}")
     cache = feature_cache.open(extractor.identity())
     report = update_cache(split_manifest, raw_images, extractor, cache, runtime)
-    # The config travels with the features, so the trained model can rebuild its backbones.
-    return {**report, "backbone": backbone.model_dump(mode="json")}
+    return {**report, "branch": branch, "backbone": backbone.model_dump(mode="json")}
 
 
 def collect_features(
@@ -60,15 +58,8 @@ def collect_features(
 
     Returns:
         ``content_hash`` (unique hashes of the manifest), ``features`` (float32, one row per
-        hash), ``identity`` and ``backbone`` (JSON of the backbone identity and config); empty
-        for a skipped branch.
+        hash), ``identity`` and ``backbone`` (JSON of the backbone identity and config).
     """
-    if extraction_report.get("skipped"):
-        return {
-            "content_hash": np.array([], dtype=str),
-            "features": np.zeros((0, 0), dtype=np.float32),
-            "identity": np.array(json.dumps({"kind": extraction_report["kind"], "skipped": True})),
-        }
     identity = extraction_report["identity"]
     hashes = pd.unique(split_manifest["content_hash"].astype(str))
     features = feature_cache.open(identity).load(list(hashes))

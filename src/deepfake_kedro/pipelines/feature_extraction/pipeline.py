@@ -1,46 +1,89 @@
 """Wiring of feature_extraction: the same two nodes, namespaced once per backbone branch.
 
-``resnet.feature_cache``, ``clip.feature_cache`` ... resolve through catalog factories, so a
-branch's cache, report and model-input features sit side by side under its name.
+The branches are the keys of ``feature_extraction.backbones`` (:func:`deepfake_kedro.project.
+branches`). ``<branch>.feature_cache``, ``<branch>.model_input_features`` ... resolve through
+catalog factories, so a branch's cache, report and model-input features sit side by side
+under its name and a new branch needs no catalog entry.
 """
 
+from __future__ import annotations
+
+import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import get_type_hints
 
 from kedro.pipeline import Node, Pipeline
 
 from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, extract_features
+from deepfake_kedro.project import branches as configured_branches
 
-BRANCHES = ("resnet", "clip", "spectral")
+
+def branch_datasets(suffix: str, branches: Sequence[str] | None = None) -> dict[str, str]:
+    """``{branch: "<branch>.<suffix>"}`` for every branch (default: the configured ones)."""
+    return {branch: f"{branch}.{suffix}" for branch in branches or configured_branches()}
 
 
 def node_reading_branches(
-    func: Callable, inputs: dict[str, str], outputs: str | list[str], name: str
+    func: Callable,
+    inputs: dict[str, str],
+    outputs: str | list[str],
+    name: str,
+    *,
+    suffix: str = "model_input_features",
+    branches: Sequence[str] | None = None,
 ) -> Node:
-    """A node outside the branches that also reads every ``<branch>.model_input_features``.
+    """A node outside the branches that also reads ``<branch>.<suffix>`` of every branch.
 
-    Its function takes them as ``resnet_features``, ``clip_features``, ... Kedro warns about
-    dots in dataset names; here they are its own namespacing, on purpose.
+    ``func`` takes them as keyword arguments named after the branches (``**features``), so
+    the node follows the list of branches. Kedro warns about dots in dataset names; here
+    they are its own namespacing, on purpose.
+
+    Raises:
+        ValueError: if a branch is named like one of the node's other inputs.
     """
-    branch_inputs = {f"{branch}_features": f"{branch}.model_input_features" for branch in BRANCHES}
+    per_branch = branch_datasets(suffix, branches)
+    clash = sorted(set(per_branch) & set(inputs))
+    if clash:
+        raise ValueError(
+            f"feature_extraction.backbones: branch name(s) {clash} clash with the inputs of "
+            f"{name}; rename the branch"
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        return Node(func, inputs={**inputs, **branch_inputs}, outputs=outputs, name=name)
+        return Node(func, inputs={**inputs, **per_branch}, outputs=outputs, name=name)
 
 
-def create_branch_pipeline() -> Pipeline:
+def bind_branch(func: Callable, branch: str) -> Callable:
+    """``func`` with its keyword ``branch`` bound: a plain function with ``func``'s name,
+    docstring and (resolved) type hints minus ``branch``, so Kedro still validates the typed
+    parameters before the run and Kedro-Viz shows ``func``."""
+
+    def bound(*args, **kwargs):
+        return func(*args, branch=branch, **kwargs)
+
+    signature = inspect.signature(func)
+    bound.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name != "branch"]
+    )
+    bound.__annotations__ = {k: v for k, v in get_type_hints(func).items() if k != "branch"}
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(bound, attribute, getattr(func, attribute))
+    return bound
+
+
+def create_branch_pipeline(branch: str) -> Pipeline:
     """Extract (incrementally, into the branch's cache) then collect the manifest's features."""
     return Pipeline(
         [
             Node(
-                extract_features,
+                bind_branch(extract_features, branch),
                 inputs=[
                     "split_manifest",
                     "raw_images",
                     "feature_cache",
                     "params:backbone",
                     "params:feature_extraction.runtime",
-                    "params:feature_extraction.branches",
                 ],
                 outputs="extraction_report",
                 name="extract_features_node",
@@ -55,18 +98,17 @@ def create_branch_pipeline() -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    branch = create_branch_pipeline()
+def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline:
+    """One namespaced extraction pipeline per branch (default: the configured branches)."""
     pipelines = Pipeline([])
-    for name in BRANCHES:
+    for name in branches or configured_branches():
         pipelines += Pipeline(
-            branch,
+            create_branch_pipeline(name),
             namespace=name,
             inputs={"split_manifest", "raw_images"},
             parameters={
                 "params:backbone": f"params:feature_extraction.backbones.{name}",
                 "params:feature_extraction.runtime": "params:feature_extraction.runtime",
-                "params:feature_extraction.branches": "params:feature_extraction.branches",
             },
             tags=["training", "inference_features", name],
         )

@@ -12,17 +12,14 @@ import json
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from deepfake_kedro.evaluation.config import ValidationConfig
-from deepfake_kedro.features import ExtractionConfig
+from deepfake_kedro.evaluation.gate import validation_metric_values
+from deepfake_kedro.evaluation.performance import measure_performance, scalar_test_metrics
+from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot
+from deepfake_kedro.inference.policy import score_evaluated_rows
 from deepfake_kedro.io import ImageStore
-from deepfake_kedro.pipelines.validation.nodes import (
-    evaluate_performance,
-    score_evaluated_rows,
-    validation_metric_values,
-)
 from deepfake_kedro.registry.config import RegistryConfig
 from deepfake_kedro.registry.vocabulary import (
     TAG_BACKBONES,
@@ -39,39 +36,33 @@ from deepfake_kedro.values import utc_now
 logger = logging.getLogger(__name__)
 
 
-def evaluate_champion(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz graph explicit
+def evaluate_champion(
     champion_checkpoint: dict[str, Any] | None,
     split_manifest: pd.DataFrame,
     raw_images: ImageStore,
     validation: ValidationConfig,
     runtime: ExtractionConfig,
-    resnet_features: dict[str, np.ndarray],
-    clip_features: dict[str, np.ndarray],
-    spectral_features: dict[str, np.ndarray],
+    **feature_caches: FeatureCacheRoot,
 ) -> dict[str, Any]:
     """Score the current champion on this run's val/test split, measured like the candidate.
 
-    Features come from this run's model inputs when the champion's backbones are the same
-    ones (the usual case, instant); otherwise its backbones re-extract the val/test images.
+    The same scoring policy as validation: features cached for the champion's backbones
+    (the usual case, instant), the rest extracted once into the cache.
 
     Returns:
         ``available`` (False when there is no champion), ``version``, ``metrics``
-        (``test_<metric>`` as in the gate), ``threshold`` and ``features`` (``cached`` or
-        ``re-extracted``).
+        (``test_<metric>`` as in the gate), ``threshold``, ``features`` (``cached`` or
+        ``extracted``) and ``n_extracted`` per branch.
     """
     if champion_checkpoint is None:
         return {"available": False, "reason": "there is no champion yet"}
     version = champion_checkpoint.get("registry_version")
-    tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
-    scores, how = score_evaluated_rows(
-        champion_checkpoint, split_manifest, tables, raw_images, runtime
+    scores, extracted = score_evaluated_rows(
+        champion_checkpoint, split_manifest, raw_images, feature_caches, runtime
     )
-    performance = evaluate_performance(scores, validation)
-    metrics = {
-        f"test_{k}": float(v)
-        for k, v in performance["metrics"].items()
-        if np.ndim(v) == 0 and isinstance(v, int | float | np.number) and np.isfinite(v)
-    }
+    performance = measure_performance(scores, validation)
+    metrics = scalar_test_metrics(performance["metrics"])
+    how = "extracted" if any(extracted.values()) else "cached"
     logger.info(
         "Champion version %s on this run's test data: AUC %.4f (features %s)",
         version,
@@ -84,6 +75,7 @@ def evaluate_champion(  # noqa: PLR0913 - one input per branch keeps the Kedro-V
         "metrics": metrics,
         "threshold": float(performance["threshold"]),
         "features": how,
+        "n_extracted": extracted,
     }
 
 

@@ -4,6 +4,8 @@ The nodes decide; ``RegistrationHooks`` acts after kedro-mlflow has logged the i
 pipeline as the run's model (``pipeline_registry`` binds them with ``pipeline_ml_factory``).
 """
 
+from collections.abc import Sequence
+
 from kedro.pipeline import Node, Pipeline
 
 from deepfake_kedro.pipelines.feature_extraction.pipeline import node_reading_branches
@@ -12,7 +14,8 @@ from deepfake_kedro.pipelines.registration.nodes import evaluate_champion, prepa
 REQUEST = "registration_request"
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline:
+    """The pipeline; ``branches`` defaults to the configured ones (``feature_extraction.backbones``)."""
     champion = node_reading_branches(
         evaluate_champion,
         inputs={
@@ -24,6 +27,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         },
         outputs="champion_evaluation",
         name="evaluate_champion_node",
+        branches=branches,
+        suffix="feature_cache",
     )
     return Pipeline(
         [

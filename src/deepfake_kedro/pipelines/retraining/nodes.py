@@ -11,6 +11,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot
+from deepfake_kedro.inference.policy import checkpoint_features
 from deepfake_kedro.ingestion import IngestionConfig, dataset_fingerprint, split_by_source
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.pipelines.data_ingestion.nodes import validate_raw_data
@@ -26,7 +27,6 @@ from deepfake_kedro.retraining.checks import (
     select_new_rows,
 )
 from deepfake_kedro.retraining.config import RetrainingConfig
-from deepfake_kedro.retraining.features import champion_features
 from deepfake_kedro.training import build_model, predict_proba
 
 logger = logging.getLogger(__name__)
@@ -85,20 +85,19 @@ def check_data_freshness(
     ).to_dict()
 
 
-def embed_for_checks(  # noqa: PLR0913 - one input per branch cache keeps the graph explicit
+def embed_for_checks(
     current_manifest: pd.DataFrame,
     new_data: pd.DataFrame,
     champion: dict[str, Any],
     raw_images: ImageStore,
-    resnet_cache: FeatureCacheRoot,
-    clip_cache: FeatureCacheRoot,
-    spectral_cache: FeatureCacheRoot,
     runtime: ExtractionConfig,
+    **feature_caches: FeatureCacheRoot,
 ) -> dict[str, Any]:
     """Champion-backbone features of the new images and of the training images still present.
 
-    Through the feature caches: only images not cached for the champion's backbones are
-    extracted. Nothing is computed when there are no new images or no champion checkpoint.
+    The scoring policy (:mod:`deepfake_kedro.inference.policy`): only images not cached for
+    the champion's backbones are extracted. Nothing is computed when there are no new images
+    or no champion checkpoint. ``feature_caches``: each branch's cache root, keyed by branch.
 
     Returns:
         ``new`` and ``reference`` (per-branch arrays) and ``n_extracted`` per branch.
@@ -107,13 +106,13 @@ def embed_for_checks(  # noqa: PLR0913 - one input per branch cache keeps the gr
     empty: dict[str, Any] = {"new": {}, "reference": {}, "n_extracted": {}}
     if info is None or info.checkpoint is None or new_data.empty:
         return empty
-    caches = {"resnet": resnet_cache, "clip": clip_cache, "spectral": spectral_cache}
-    new, extracted = champion_features(new_data, info.checkpoint, raw_images, caches, runtime)
+    caches = feature_caches
+    new, extracted = checkpoint_features(new_data, info.checkpoint, raw_images, caches, runtime)
     reference: dict[str, np.ndarray] = {}
     if info.training_manifest is not None:
         seen = set(info.training_manifest["content_hash"].astype(str))
         rows = current_manifest[current_manifest["content_hash"].astype(str).isin(seen)]
-        reference, more = champion_features(
+        reference, more = checkpoint_features(
             rows.reset_index(drop=True), info.checkpoint, raw_images, caches, runtime
         )
         extracted = {b: extracted[b] + more.get(b, 0) for b in extracted}

@@ -4,10 +4,11 @@ Every intermediate is a persisted catalog entry (``conf/base/catalog_retraining.
 node can run as its own Airflow task.
 """
 
-import warnings
+from collections.abc import Sequence
 
 from kedro.pipeline import Node, Pipeline
 
+from deepfake_kedro.pipelines.feature_extraction.pipeline import node_reading_branches
 from deepfake_kedro.pipelines.retraining.nodes import (
     check_data_freshness,
     check_feature_drift,
@@ -21,24 +22,22 @@ from deepfake_kedro.pipelines.retraining.nodes import (
 )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    with warnings.catch_warnings():  # `<branch>.feature_cache`: the branches' own namespacing
-        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        embed = Node(
-            embed_for_checks,
-            inputs={
-                "current_manifest": "retraining_current_manifest",
-                "new_data": "retraining_new_data",
-                "champion": "retraining_champion",
-                "raw_images": "raw_images",
-                "resnet_cache": "resnet.feature_cache",
-                "clip_cache": "clip.feature_cache",
-                "spectral_cache": "spectral.feature_cache",
-                "runtime": "params:feature_extraction.runtime",
-            },
-            outputs="retraining_features",
-            name="embed_for_checks_node",
-        )
+def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline:
+    """The pipeline; ``branches`` defaults to the configured ones (``feature_extraction.backbones``)."""
+    embed = node_reading_branches(
+        embed_for_checks,
+        inputs={
+            "current_manifest": "retraining_current_manifest",
+            "new_data": "retraining_new_data",
+            "champion": "retraining_champion",
+            "raw_images": "raw_images",
+            "runtime": "params:feature_extraction.runtime",
+        },
+        outputs="retraining_features",
+        name="embed_for_checks_node",
+        branches=branches,
+        suffix="feature_cache",
+    )
     return Pipeline(
         [
             Node(

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from deepfake_kedro.evaluation.config import ValidationConfig
 from deepfake_kedro.evaluation.fairness import fairness_report
-from deepfake_kedro.evaluation.gate import evaluate_gate
-from deepfake_kedro.evaluation.metrics import (
-    binary_metrics,
-    choose_threshold,
-    curves,
-    metrics_by_family,
-)
+from deepfake_kedro.evaluation.gate import evaluate_gate, validation_metric_values
+from deepfake_kedro.evaluation.performance import measure_performance
 from deepfake_kedro.evaluation.perturbations import PerturbedImageStore
 from deepfake_kedro.evaluation.report import render_validation_report
 from deepfake_kedro.evaluation.robustness import (
@@ -30,86 +23,40 @@ from deepfake_kedro.evaluation.robustness import (
     robustness_table,
     select_images,
 )
-from deepfake_kedro.features import ExtractionConfig
-from deepfake_kedro.features.cache import canonical_json
+from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot
 from deepfake_kedro.inference import Detector
+from deepfake_kedro.inference.policy import score_evaluated_rows
 from deepfake_kedro.io import ImageStore
-from deepfake_kedro.training import build_model, predict_proba
-from deepfake_kedro.training.inputs import LABEL_VALUES, branch_identity, features_for_rows
 
 logger = logging.getLogger(__name__)
 
-EVALUATED_SPLITS = ("val", "test")
-
-
-def score_model_inputs(  # noqa: PLR0913 - one input per branch keeps the Kedro-Viz graph explicit
+def score_model_inputs(
     split_manifest: pd.DataFrame,
     fusion_checkpoint: dict[str, Any],
     raw_images: ImageStore,
     runtime: ExtractionConfig,
-    resnet_features: dict[str, np.ndarray],
-    clip_features: dict[str, np.ndarray],
-    spectral_features: dict[str, np.ndarray],
+    **feature_caches: FeatureCacheRoot,
 ) -> pd.DataFrame:
-    """Score the validation and test rows with the model (features from the cache).
+    """Score the validation and test rows with the model, through the feature caches.
 
-    The cached features serve when they come from the backbones the checkpoint was trained
-    with; otherwise (a registered version with other backbones, ``--params model_uri=...``)
-    the checkpoint's own backbones re-extract the val/test images.
+    The scoring policy (:mod:`deepfake_kedro.inference.policy`): features cached for the
+    checkpoint's backbones are loaded; images they lack (a registered version with other
+    backbones, ``--params model_uri=...``) are extracted once, into the cache.
+
+    Args:
+        split_manifest: Manifest with ``split``, ``label`` and ``content_hash``.
+        fusion_checkpoint: The model to score with.
+        raw_images: Store the image paths are relative to.
+        runtime: Extraction settings.
+        **feature_caches: Each branch's feature-cache root, keyed by branch.
 
     Returns:
         The val/test manifest rows with ``y`` (1 = fake) and ``score`` (fake probability).
     """
-    tables = {"resnet": resnet_features, "clip": clip_features, "spectral": spectral_features}
-    scores, _ = score_evaluated_rows(fusion_checkpoint, split_manifest, tables, raw_images, runtime)
+    scores, _ = score_evaluated_rows(
+        fusion_checkpoint, split_manifest, raw_images, feature_caches, runtime
+    )
     return scores
-
-
-def score_evaluated_rows(
-    checkpoint: dict[str, Any],
-    split_manifest: pd.DataFrame,
-    tables: dict[str, dict[str, np.ndarray]],
-    store: ImageStore,
-    runtime: ExtractionConfig,
-) -> tuple[pd.DataFrame, str]:
-    """The val/test rows with ``y`` and the model's ``score``, and how features were had.
-
-    Raises:
-        ValueError: if the val or the test split is empty.
-    """
-    rows = split_manifest[split_manifest["split"].isin(EVALUATED_SPLITS)].reset_index(drop=True)
-    for split in EVALUATED_SPLITS:
-        if not (rows["split"] == split).any():
-            raise ValueError(f"the {split!r} split is empty: check data_ingestion.split fractions")
-    probability, how = score_rows(checkpoint, rows, tables, store, runtime)
-    return rows.assign(y=rows["label"].map(LABEL_VALUES).astype(int), score=probability), how
-
-
-def score_rows(
-    checkpoint: dict[str, Any],
-    rows: pd.DataFrame,
-    tables: dict[str, dict[str, np.ndarray]],
-    store: ImageStore,
-    runtime: ExtractionConfig,
-) -> tuple[np.ndarray, str]:
-    """Fake probabilities of ``rows`` and how the features were had (``cached`` or
-    ``re-extracted``)."""
-    branches = list(checkpoint["config"]["branches"])
-    cached = all(
-        branch in tables
-        and canonical_json(branch_identity(tables[branch]))
-        == canonical_json(checkpoint["backbones"][branch])
-        for branch in branches
-    )
-    if cached:
-        features = features_for_rows(rows, tables, branches)
-        return predict_proba(build_model(checkpoint), features), "cached"
-    logger.info(
-        "The model's backbones differ from this run's cached features: re-extracting %d "
-        "images with its own backbones",
-        len(rows),
-    )
-    return Detector(checkpoint).score(rows, store, runtime), "re-extracted"
 
 
 def evaluate_performance(model_scores: pd.DataFrame, params: ValidationConfig) -> dict[str, Any]:
@@ -118,37 +65,18 @@ def evaluate_performance(model_scores: pd.DataFrame, params: ValidationConfig) -
     Returns:
         ``threshold``, ``threshold_method``, ``metrics`` (test), ``by_family`` and ``curves``.
     """
-    val = model_scores[model_scores["split"] == "val"]
-    test = model_scores[model_scores["split"] == "test"]
-    threshold = choose_threshold(
-        val["y"].to_numpy(), val["score"].to_numpy(), params.threshold_method
-    )
-    metrics = binary_metrics(
-        test["y"].to_numpy(),
-        test["score"].to_numpy(),
-        threshold,
-        n_bins=params.calibration_bins,
-        bootstrap_samples=params.bootstrap_samples,
-        confidence=params.confidence,
-        seed=params.seed,
-    )
-    family_frame = test.assign(label=test["y"])[["label", "score", "manipulation"]]
+    performance = measure_performance(model_scores, params)
+    metrics = performance["metrics"]
     logger.info(
         "Test AUC %.4f [%.4f, %.4f], EER %.4f at threshold %.4f (chosen on val by %s)",
         metrics["auc"],
         metrics["auc_ci_low"],
         metrics["auc_ci_high"],
         metrics["eer"],
-        threshold,
+        performance["threshold"],
         params.threshold_method,
     )
-    return {
-        "threshold": threshold,
-        "threshold_method": params.threshold_method,
-        "metrics": metrics,
-        "by_family": metrics_by_family(family_frame, threshold).to_dict("records"),
-        "curves": curves(test["y"].to_numpy(), test["score"].to_numpy(), params.calibration_bins),
-    }
+    return performance
 
 
 def evaluate_robustness(  # noqa: PLR0913
@@ -275,21 +203,3 @@ def report_validation(  # noqa: PLR0913
         },
     }
     return results, render_validation_report(results), validation_metric_values(results)
-
-
-def validation_metric_values(results: dict[str, Any]) -> dict[str, Any]:
-    """The gate's numbers as MLflow metrics: ``test_<metric>``, ``robustness_*``,
-    ``fairness_*`` and ``gate_passed`` (``{name: {"value", "step"}}``); registration tags
-    the version with the same names."""
-    values: dict[str, float] = {
-        f"test_{k}": v for k, v in results["metrics"].items() if isinstance(v, int | float)
-    }
-    summary = results["robustness"].get("summary") or {}
-    for key in ("mean_drop", "worst_drop"):
-        if summary.get(key) is not None:
-            values[f"robustness_{key}"] = summary[key]
-    for key in ("max_auc_gap", "max_equalized_odds_difference"):
-        if results["fairness"].get(key) is not None:
-            values[f"fairness_{key}"] = results["fairness"][key]
-    values["gate_passed"] = float(results["verdict"]["passed"])
-    return {k: {"value": float(v), "step": 0} for k, v in values.items() if math.isfinite(float(v))}

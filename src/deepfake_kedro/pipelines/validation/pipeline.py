@@ -1,5 +1,7 @@
 """Wiring of the validation pipeline. A model reaches the registry only through its verdict."""
 
+from collections.abc import Sequence
+
 from kedro.pipeline import Node, Pipeline
 
 from deepfake_kedro.pipelines.feature_extraction.pipeline import node_reading_branches
@@ -13,7 +15,8 @@ from deepfake_kedro.pipelines.validation.nodes import (
 )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline:
+    """The pipeline; ``branches`` defaults to the configured ones (``feature_extraction.backbones``)."""
     score = node_reading_branches(
         score_model_inputs,
         inputs={
@@ -24,6 +27,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         },
         outputs="model_scores",
         name="score_model_inputs_node",
+        branches=branches,
+        suffix="feature_cache",
     )
     return Pipeline(
         [
