@@ -57,8 +57,10 @@ def pipeline_params(group: str) -> dict[str, Any]:
 
 
 def branches() -> list[str]:
-    """``feature_extraction.branches``."""
-    return list(pipeline_params("feature_extraction")["branches"])
+    """The branches: the enabled entries of ``feature_extraction.backbones``."""
+    from deepfake_kedro.project import branches_from
+
+    return branches_from({"feature_extraction": pipeline_params("feature_extraction")})
 
 
 def backbone_config(branch: str, **overrides: Any) -> BackboneConfig:

@@ -82,7 +82,7 @@ def run(quick: bool) -> Result:
     tables, extraction_rows = _extract(manifest)
 
     params = pipeline_params("ensemble_training")
-    fused = list(params["branches"])
+    fused = list(params["branches"] or branches())
     variants = {f"{b} alone": [b] for b in fused} | {"fused (" + " + ".join(fused) + ")": fused}
     test = manifest[manifest["split"] == "test"].reset_index(drop=True)
     families = sorted(m for m in test["manipulation"].unique() if m != "none")
