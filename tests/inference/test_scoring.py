@@ -71,13 +71,15 @@ def test_decision_at_threshold_and_unreadable_rows(batch):
     assert list(out.columns) == list(PREDICTION_COLUMNS)
     assert out.index.tolist() == [0, 1, 2, 3]
     assert out["image_id"].tolist() == ["a", "b", "bad", "d"]  # input order
-    np.testing.assert_array_equal(out["fake_probability"], [0.5, 0.4999, np.nan, 0.9])
-    assert out["is_fake"].tolist() == [True, False, pd.NA, True]  # >= threshold is fake
+    # missing is None (JSON null), never NaN
+    assert out["fake_probability"].tolist() == [0.5, 0.4999, None, 0.9]
+    assert out["is_fake"].tolist() == [True, False, None, True]  # >= threshold is fake
     assert out["prediction"].tolist() == ["fake", "real", "error", "fake"]
     assert out["threshold"].tolist() == [0.5] * 4
     assert out["error"].notna().tolist() == [False, False, True, False]
     assert out["error"].iloc[2].startswith("ValueError: image_bytes is not valid base64")
-    assert out["content_hash"].tolist() == batch.table["content_hash"].tolist()
+    hashes = batch.table["content_hash"]
+    assert out["content_hash"].tolist() == [None if pd.isna(h) else h for h in hashes]
     # the detector only ever sees readable images, once, in input order
     assert detector.seen == [["row-0", "row-1", "row-3"]]
 
@@ -195,7 +197,7 @@ def test_real_detector_scores_a_batch(spectral_checkpoint, tiny_demo_dir):
     out = score_batch(batch, detector, 0.5, config)
 
     assert out["prediction"].tolist()[-1] == "error"
-    probability = out["fake_probability"].to_numpy()[:5]
+    probability = out["fake_probability"].to_numpy(dtype=float)[:5]
     assert np.all((probability >= 0) & (probability <= 1))
     np.testing.assert_allclose(
         probability, detector.score(batch.readable, batch.store, CPU), rtol=1e-6

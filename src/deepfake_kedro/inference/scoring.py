@@ -71,8 +71,10 @@ def score_batch(
     """Fake probability and decision per row, in input order.
 
     Returns:
-        Columns :data:`PREDICTION_COLUMNS`. Unreadable rows have ``error`` set, no
-        probability and ``prediction`` ``"error"``.
+        Columns :data:`PREDICTION_COLUMNS`, indexed 0..n-1. Unreadable rows have ``error`` set,
+        ``fake_probability`` and ``is_fake`` ``None`` and ``prediction`` ``"error"``; missing
+        values are ``None`` in every column, never NaN, so the frame serialises to strict
+        JSON.
 
     Raises:
         ValueError: if ``on_unreadable`` is ``fail`` and some image cannot be used.
@@ -94,25 +96,46 @@ def score_batch(
     if len(failed):
         logger.warning("%d of %d images cannot be scored (see the 'error' column)", len(failed), len(table))
 
-    probability = pd.Series(np.nan, index=table.index, dtype="float64")
+    probability = np.full(len(table), np.nan)
     readable = batch.readable
     if len(readable):
-        probability.loc[readable.index] = detector.score(readable, batch.store, config.runtime)
-    scored = probability.notna()
-    is_fake = pd.Series(pd.NA, index=table.index, dtype="boolean")
-    is_fake[scored] = probability[scored] >= threshold
-    prediction = pd.Series("error", index=table.index, dtype="object")
-    prediction[scored] = np.where(probability[scored] >= threshold, "fake", "real")
+        positions = table.index.get_indexer(readable.index)
+        probability[positions] = detector.score(readable, batch.store, config.runtime)
+    scored = np.isfinite(probability)
+    decided = probability >= threshold
+    errors = [
+        error if error is not None or ok else "ValueError: the model gave no finite score"
+        for error, ok in zip(_nullable(table["error"].tolist()), scored, strict=True)
+    ]
     return pd.DataFrame(
         {
-            ID_COLUMN: table[ID_COLUMN],
-            "image_path": table["image_path"],
-            "fake_probability": probability,
-            "is_fake": is_fake,
-            "prediction": prediction,
-            "threshold": float(threshold),
-            "content_hash": table["content_hash"],
-            "error": table["error"],
-        },
-        index=table.index,
-    ).reset_index(drop=True)
+            ID_COLUMN: _nullable(table[ID_COLUMN].tolist()),
+            "image_path": _nullable(table["image_path"].tolist()),
+            "fake_probability": _nullable(
+                [float(p) if ok else None for p, ok in zip(probability, scored, strict=True)]
+            ),
+            "is_fake": _nullable(
+                [bool(d) if ok else None for d, ok in zip(decided, scored, strict=True)]
+            ),
+            "prediction": _nullable(
+                [
+                    ("fake" if d else "real") if ok else "error"
+                    for d, ok in zip(decided, scored, strict=True)
+                ]
+            ),
+            "threshold": np.full(len(table), float(threshold)),
+            "content_hash": _nullable(table["content_hash"].tolist()),
+            "error": _nullable(errors),
+        }
+    )
+
+
+def _nullable(values: list[Any]) -> pd.Series:
+    """An object column whose missing values are ``None``.
+
+    The model's output is served as JSON (``mlflow models serve`` turns the frame into
+    records): ``None`` becomes ``null``, whereas NaN (float and, in pandas 3, string columns)
+    becomes the invalid ``NaN`` token and ``pd.NA`` fails to serialise at all.
+    """
+    missing = [v is None or v is pd.NA or (isinstance(v, float) and v != v) for v in values]
+    return pd.Series([None if m else v for v, m in zip(values, missing, strict=True)], dtype=object)
