@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deepfake_kedro.features.config import ExtractionConfig
+from deepfake_kedro.inference.paths import normalise_root
 
 
 def _serving_runtime() -> ExtractionConfig:
@@ -27,6 +28,11 @@ class InferenceConfig(BaseModel):
             paths absolute against the manifest's folder before they get here).
         storage_options: fsspec options for remote paths (``s3://``), e.g.
             ``{client_kwargs: {endpoint_url: ...}}``; credentials come from the environment.
+        allowed_roots: Where an ``image_path`` may point: absolute local folders and URL
+            prefixes (``s3://bucket/incoming/``, ``https://images.example.com/public/``).
+            Anything else (``/etc/passwd``, ``..`` or a symlink out of a root, an ``http://``
+            URL not listed) gives an error row and is never read; ``image_bytes`` is always
+            accepted. Packaged with the model, so it is what a served model may read.
         max_image_mb: Images larger than this are refused (a guard for servers).
         chunk_size: Rows the batch pipeline scores per call of the model, bounding memory.
         runtime: Batch size, device, precision of the backbones while scoring.
@@ -38,6 +44,14 @@ class InferenceConfig(BaseModel):
     on_unreadable: Literal["flag", "fail"] = "flag"
     base_dir: str | None = None
     storage_options: dict[str, Any] = Field(default_factory=dict)
+    allowed_roots: list[str] = Field(default_factory=list)
     max_image_mb: float = Field(50.0, gt=0)
     chunk_size: int = Field(512, ge=1)
     runtime: ExtractionConfig = Field(default_factory=_serving_runtime)
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _roots_are_absolute(cls, roots: list[str]) -> list[str]:
+        for root in roots:
+            normalise_root(root)  # raises, naming inference.allowed_roots and the entry
+        return roots

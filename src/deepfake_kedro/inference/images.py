@@ -1,10 +1,12 @@
 """Turn a table of images to score into rows the feature engine reads.
 
 A caller gives images either as ``image_path`` (a local path or any fsspec URI such as
-``s3://bucket/key.png``) or as ``image_bytes`` (base64 of the file's bytes, for callers that
-send images over the wire). Each image is read once, checked to decode, hashed, and held in
-an :class:`InlineImageStore` that the extraction engine (and its DataLoader workers) reads
-from. Unreadable images are reported per row instead of failing the whole batch.
+``s3://bucket/key.png``, read only under the allowed roots, see
+:mod:`deepfake_kedro.inference.paths`) or as ``image_bytes`` (base64 of the file's bytes, for
+callers that send images over the wire). Each image is read once, checked to decode, hashed,
+and held in an :class:`InlineImageStore` that the extraction engine (and its DataLoader
+workers) reads from. Unreadable or refused images are reported per row instead of failing the
+whole batch.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import binascii
 import hashlib
 import io
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
 import pandas as pd
 from PIL import Image
+
+from deepfake_kedro.inference.paths import PathPolicy
 
 INPUT_COLUMNS = ("image_path", "image_bytes")
 ID_COLUMN = "image_id"
@@ -75,6 +79,7 @@ def read_image_table(
     base_dir: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     max_image_mb: float = 50.0,
+    allowed_roots: Sequence[str] | None = None,
 ) -> ImageBatch:
     """Read, check and hash every image of a table.
 
@@ -85,6 +90,10 @@ def read_image_table(
         base_dir: Folder or URI that relative ``image_path`` values are resolved against.
         storage_options: fsspec options for remote paths.
         max_image_mb: Larger images are refused.
+        allowed_roots: Folders and URL prefixes an ``image_path`` may be read from (plus
+            those :func:`~deepfake_kedro.inference.paths.allow_roots` adds); a path outside
+            them is an error row. ``None``: no check, for a caller reading its own files (the
+            model always passes ``inference.allowed_roots``).
 
     Returns:
         The batch; rows whose image cannot be used have ``error`` set to why.
@@ -105,6 +114,7 @@ def read_image_table(
             f"{', '.join(map(str, images.columns)) or '(none)'}"
         )
     options = dict(storage_options or {})
+    policy = PathPolicy(allowed_roots) if allowed_roots is not None else None
     limit = int(max_image_mb * 1024 * 1024)
     ids = (
         images[ID_COLUMN].tolist()
@@ -123,7 +133,8 @@ def read_image_table(
             if not _missing(blob):
                 data = _decode_base64(blob)
             elif path is not None:
-                data = _read_path(_resolve(path, base_dir), options, limit)
+                uri = _resolve(path, base_dir)
+                data = _read_path(policy.locate(uri) if policy else uri, options, limit)
             else:
                 raise ValueError("neither image_path nor image_bytes is set")
             if len(data) > limit:
@@ -179,7 +190,10 @@ def _resolve(path: str, base_dir: str | None) -> str:
 
 
 def _read_path(uri: str, options: Mapping[str, Any], limit: int) -> bytes:
-    fs, fs_path = fsspec.core.url_to_fs(uri, **options)
+    if posixpath.isabs(uri):  # a local file, whatever its name holds (never a chained URL)
+        fs, fs_path = fsspec.filesystem("file"), uri
+    else:
+        fs, fs_path = fsspec.core.url_to_fs(uri, **options)
     size = fs.size(fs_path)
     if size is not None and size > limit:
         raise ValueError(f"{uri} is {size / 2**20:.1f} MB, over max_image_mb")

@@ -17,6 +17,7 @@ from deepfake_kedro.inference import (
     score_batch,
 )
 from deepfake_kedro.inference.images import ID_COLUMN, INPUT_COLUMNS
+from deepfake_kedro.inference.paths import allow_roots
 from deepfake_kedro.values import utc_now
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def read_images(inference_images: pd.DataFrame, params: InferenceConfig) -> Imag
         base_dir=params.base_dir,
         storage_options=params.storage_options,
         max_image_mb=params.max_image_mb,
+        allowed_roots=params.allowed_roots,
     )
 
 
@@ -61,6 +63,8 @@ def score_with_registered_model(
     Every row of the result names the model version that produced it (``model_name``,
     ``model_version``, ``model_uri``, ``model_run_id``) and when (``scored_at``); input
     columns other than the image itself (``label``, ``source_id``, ...) are carried along.
+    The model may read the images the input lists (it is this run's own input) on top of its
+    packaged ``inference.allowed_roots``.
     """
     inputs = [c for c in (ID_COLUMN, *INPUT_COLUMNS) if c in inference_images.columns]
     frame = inference_images[inputs].copy()
@@ -70,7 +74,8 @@ def score_with_registered_model(
     total = len(frame)
     for start in range(0, total, params.chunk_size):
         chunk = frame.iloc[start : start + params.chunk_size].reset_index(drop=True)
-        predicted = pd.DataFrame(registered_detector.model.predict(chunk))
+        with allow_roots(chunk["image_path"] if "image_path" in chunk else ()):
+            predicted = pd.DataFrame(registered_detector.model.predict(chunk))
         chunks.append(predicted)
         logger.info(
             "Scored %d/%d images with %s", min(start + params.chunk_size, total), total,
