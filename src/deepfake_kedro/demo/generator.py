@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from deepfake_kedro.demo.manipulations import double_jpeg, gan_upsample, self_blend
 from deepfake_kedro.demo.scene import Photo, camera_jpeg, render_photo
+from deepfake_kedro.logging_setup import show_progress_bar
 from deepfake_kedro.values import iso
 
 logger = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ def write_demo_dataset(
     Args:
         out_dir: Output folder (created if needed); image paths are relative to it.
         config: Dataset settings.
-        progress: Show a tqdm progress bar on stderr.
+        progress: Show a tqdm progress bar on stderr (when it is a terminal).
 
     Returns:
         The manifest that was written.
@@ -180,7 +181,8 @@ def write_demo_dataset(
     for folder in {(out / p).parent for p in manifest["image_path"]}:
         folder.mkdir(parents=True, exist_ok=True)
     rows = manifest.to_dict("records")
-    for row in tqdm(rows, desc="demo images", unit="img", disable=not progress):
+    hidden = not show_progress_bar(progress)  # a bar on a terminal; elsewhere the log lines
+    for row in tqdm(rows, desc="demo images", unit="img", disable=hidden):
         path = out / row["image_path"]
         # Noisy photos barely compress: level 1 is ~3x faster than 6 for ~6% more bytes.
         render_image(row, config).save(path, format="PNG", compress_level=1)

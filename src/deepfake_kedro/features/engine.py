@@ -28,6 +28,7 @@ from deepfake_kedro.features.cache import CacheIdentityError, FeatureCache, cano
 from deepfake_kedro.features.config import ExtractionConfig
 from deepfake_kedro.features.device import precision_name, resolve_device, resolve_precision
 from deepfake_kedro.io.image_store import ImageStore
+from deepfake_kedro.logging_setup import show_progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +197,12 @@ def _extract(
         else contextlib.nullcontext()
     )
     precision = precision_name(dtype)
+    # One progress channel: the bar where someone watches, else a log line per tenth.
+    bar_shown = show_progress_bar(config.progress)
     step = max(1, math.ceil(total / 10))
     next_log = step
     done = 0
-    bar = tqdm(total=total, unit="img", desc=f"{kind} features", disable=not config.progress)
+    bar = tqdm(total=total, unit="img", desc=f"{kind} features", disable=not bar_shown)
     try:
         for images, hashes in batches:
             if images.dtype != torch.uint8 or images.ndim != 4:
@@ -227,7 +230,7 @@ def _extract(
                 )
             done += len(hashes)
             bar.update(len(hashes))
-            if done >= next_log and done < total:
+            if not bar_shown and done >= next_log and done < total:
                 elapsed = time.perf_counter() - start
                 logger.info(
                     "%s: %d/%d images (%.0f%%), %.1f img/s",
