@@ -8,15 +8,15 @@ import os
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
-import shutil  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
-import mlflow  # noqa: E402
-import pytest  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
+import mlflow
+import pytest
+from mlflow import MlflowClient
 
-from deepfake_kedro.demo import DemoConfig, write_demo_dataset  # noqa: E402
+from deepfake_kedro.demo import DemoConfig, write_demo_dataset
 
 TINY_DEMO = DemoConfig(n_images=60, image_size=64, seed=1)
 

@@ -28,7 +28,7 @@ def logged_run(client: MlflowClient) -> str:
     return run.info.run_id
 
 
-def register(  # noqa: PLR0913
+def register(
     client: MlflowClient,
     config: RegistryConfig,
     auc: float,

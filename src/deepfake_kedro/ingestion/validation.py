@@ -460,7 +460,7 @@ def _inspect_image(
         return _ImageProblem("missing_file", "missing file: the path is a folder, not a file")
     except PathEscapeError as exc:
         return _ImageProblem("path_escape", f"path outside the image root: {exc}")
-    except Exception as exc:  # noqa: BLE001 - any store error is reported against its row
+    except Exception as exc:
         return _ImageProblem(
             "unreadable_image", f"unreadable file: {type(exc).__name__}: {exc}"
         )
@@ -481,7 +481,7 @@ def _inspect_image(
             "unreadable_image",
             f"not an image: PIL cannot identify the file ({len(data)} bytes)",
         )
-    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad data
+    except Exception as exc:
         if _looks_truncated(exc):
             return _ImageProblem(
                 "truncated_image",
@@ -513,11 +513,11 @@ def _modified_time(store: ImageStore, key: str) -> tuple[pd.Timestamp | None, st
     error = "no modification time"
     try:
         value = store.fs.modified(key)
-    except Exception as exc:  # noqa: BLE001 - not every fsspec backend implements modified()
+    except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         try:
             info = store.fs.info(key)
-        except Exception as info_exc:  # noqa: BLE001
+        except Exception as info_exc:
             return None, f"{type(info_exc).__name__}: {info_exc}"
         for name in ("mtime", "LastModified", "last_modified", "modified", "updated", "created"):
             if info.get(name) is not None:

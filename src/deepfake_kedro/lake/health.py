@@ -148,7 +148,7 @@ def _check_bucket(fs: Any, bucket: str, config: LakeConfig) -> Iterator[CheckRes
     where = endpoint or "the AWS S3 default endpoint"
     try:
         fs.call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one of the messages below
+    except Exception as exc:
         code = _error_code(exc)
         if _is_connection_error(exc):
             yield CheckResult(
@@ -208,7 +208,7 @@ def _bucket_exists(fs: Any, bucket: str) -> bool:
     """Whether HEAD on the bucket succeeds (a bare 403 may mean a bad key or no permission)."""
     try:
         fs.call_s3("head_bucket", Bucket=bucket)
-    except Exception:  # noqa: BLE001 - any failure: not known to exist
+    except Exception:
         return False
     return True
 
@@ -224,13 +224,13 @@ def _check_manifest(fs: Any, path: str, config: LakeConfig) -> tuple[CheckResult
             f"missing manifest: no object at {uri}. Upload it there, or point "
             f"{config.manifest_source} at it.",
         ), None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return CheckResult(
             "manifest", "failed", f"cannot read manifest {uri}: {_reason(exc)}"
         ), None
     try:
         manifest = pd.read_csv(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - parser errors name the line
+    except Exception as exc:
         return CheckResult(
             "manifest", "failed", f"manifest {uri} is not a CSV: {_reason(exc)}"
         ), None

@@ -295,7 +295,7 @@ class Float32Conv2d(nn.Conv2d):
     a deepfake detector looks for. The layer is ~3% of the network's FLOPs.
     """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Conv2d's name
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=input.device.type, enabled=False):
             return super().forward(input.float())
 

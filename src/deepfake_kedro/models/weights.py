@@ -101,7 +101,7 @@ def load_state_dict_file(
         else:
             # weights_only: a weights file from elsewhere must not be able to run code.
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - corrupt file, pickled objects, wrong format
+    except Exception as err:
         raise ValueError(
             f"{param_key}.weights: cannot read {path!r} as a state dict "
             f"({type(err).__name__}: {err}). Save the weights with "
@@ -231,7 +231,7 @@ def guard_download(fn: Callable[[], Any], *, param_key: str, tag: str, url: str)
         return fn()
     except WeightsUnavailableError:
         raise
-    except Exception as err:  # noqa: BLE001 - HTTP, checksum, proxy and offline errors alike
+    except Exception as err:
         raise WeightsUnavailableError(
             _unavailable_message(
                 param_key, tag, url, f"download failed ({type(err).__name__}: {err})"

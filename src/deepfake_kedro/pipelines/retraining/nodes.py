@@ -140,7 +140,7 @@ def check_feature_drift(features: dict[str, Any], params: RetrainingConfig) -> d
     return check_drift(features["reference"], features["new"], params.drift).to_dict()
 
 
-def decide_retraining(  # noqa: PLR0913 - one input per check keeps the graph explicit
+def decide_retraining(
     champion_check: dict[str, Any],
     freshness_check: dict[str, Any],
     degradation_check: dict[str, Any],
