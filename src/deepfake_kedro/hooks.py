@@ -73,8 +73,10 @@ class MlflowLineageHooks:
             return
         import mlflow
 
+        from deepfake_kedro.training.checkpoint import stamp_training_run
+
         run = mlflow.active_run()
-        data["mlflow_run_id"] = run.info.run_id if run is not None else None
+        stamp_training_run(data, run.info.run_id if run is not None else None)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:

@@ -133,7 +133,7 @@ def _full_results() -> dict:
             "training_run_id": "run-42",
             "model_uri": "runs:/run-42/model",
             "git_commit": "abc1234",
-            "created_at": "2025-01-01T00:00:00Z",
+            "reported_at": "2025-01-01T00:00:00Z",
             "backbones": {"resnet": {"arch": "resnet50", "weights": "IMAGENET1K_V2", "size": 224}},
         },
     }

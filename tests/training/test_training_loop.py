@@ -18,6 +18,7 @@ from deepfake_kedro.training import (
     predict_proba,
     train_fusion,
 )
+from deepfake_kedro.training.checkpoint import FORMAT_VERSION
 
 BRANCHES = ["informative", "noise", "weak"]
 
@@ -250,7 +251,7 @@ def test_checkpoint_round_trips_and_rebuilds_the_best_model(synthetic, projectio
     _, _, val, _ = synthetic
     checkpoint = _roundtrip(projection_run.checkpoint)  # weights_only=True: plain types only
 
-    assert checkpoint["format_version"] == 1
+    assert checkpoint["format_version"] == FORMAT_VERSION
     assert checkpoint["config"] == _config().model_dump(mode="json")
     assert checkpoint["branch_dims"] == {"informative": 20, "noise": 500, "weak": 50}
     assert checkpoint["best_metric"] == projection_run.best_val_auc

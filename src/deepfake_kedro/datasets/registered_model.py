@@ -143,6 +143,8 @@ def load_registered_checkpoint(model_uri: str, *, missing_ok: bool = False) -> d
     import torch
     from mlflow import MlflowClient
 
+    from deepfake_kedro.training.checkpoint import from_registry
+
     name, alias, version = parse_registry_uri(model_uri)
     mv = find_version(MlflowClient(), name, alias, version)
     if mv is None:
@@ -168,7 +170,5 @@ def load_registered_checkpoint(model_uri: str, *, missing_ok: bool = False) -> d
                 "it was not registered by this project's registration pipeline"
             )
         checkpoint = torch.load(found[0], map_location="cpu", weights_only=True)
-    checkpoint["registry_version"] = str(mv.version)
-    checkpoint["registry_model_uri"] = version_uri(name, mv.version)
-    return checkpoint
+    return from_registry(checkpoint, str(mv.version), version_uri(name, mv.version))
 

@@ -12,6 +12,7 @@ from fsspec.implementations.local import LocalFileSystem
 from kedro.io import DatasetError
 
 from deepfake_kedro.datasets.base import FsspecDataset, HandleDataset
+from deepfake_kedro.training.checkpoint import upgrade
 
 
 def _fs(filepath: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -19,9 +20,12 @@ def _fs(filepath: str, storage_options: dict[str, Any]) -> tuple[fsspec.Abstract
 
 
 def read_checkpoint(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, Any]:
-    """Load a checkpoint dict with ``weights_only=True`` (no arbitrary code from the file)."""
+    """The dict saved at ``path``, loaded with ``weights_only=True`` (no arbitrary code from
+    the file). A fusion checkpoint (it has a ``format_version``) comes back in the current
+    format (:func:`deepfake_kedro.training.checkpoint.upgrade`), so old ones keep loading."""
     with fs.open(path, "rb") as handle:
-        return torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
+        data = torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
+    return upgrade(data) if isinstance(data, dict) and "format_version" in data else data
 
 
 def write_checkpoint(fs: fsspec.AbstractFileSystem, path: str, checkpoint: dict[str, Any]) -> None:
@@ -53,7 +57,7 @@ class TorchCheckpointDataset(FsspecDataset):
         metadata: Free-form metadata (Kedro-Viz layer).
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         filepath: str,

@@ -423,7 +423,8 @@ def _lineage_view(lineage: Any) -> dict[str, Any] | None:
         "training_run_id": "Training run id",
         "model_uri": "Model URI",
         "git_commit": "Git commit",
-        "created_at": "Report created at",
+        "trained_at": "Model trained at",
+        "reported_at": "Report created at",
     }
     rows = [(labels[k], _fmt(lineage[k])) for k in labels if k in lineage]
     rows += [(str(k), _fmt(v)) for k, v in lineage.items() if k not in labels and k != "backbones"]
@@ -465,7 +466,7 @@ def render_validation_report(results: Mapping[str, Any]) -> str:
         fairness=_fairness_view(results.get("fairness")),
         lineage=_lineage_view(lineage),
         images=images,
-        created_at=_fmt(lineage.get("created_at")) if "created_at" in lineage else None,
+        created_at=_fmt(lineage.get("reported_at")) if "reported_at" in lineage else None,
         run_id=_fmt(lineage.get("training_run_id")) if "training_run_id" in lineage else None,
     )
     logger.info(

@@ -22,11 +22,11 @@ from torch import Tensor, nn
 
 from deepfake_kedro.features.device import resolve_device
 from deepfake_kedro.models.fusion import FusionHead
+from deepfake_kedro.training.checkpoint import FORMAT_VERSION, TrainingState, upgrade
 from deepfake_kedro.training.config import TrainingConfig
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 # Config fields that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = frozenset({"resume", "epochs"})
 _MIN_LR_RATIO = 0.1  # cosine decays to a tenth of the peak (nanoGPT's min_lr)
@@ -218,7 +218,7 @@ def _train(
             epoch, train_loss, val_loss, val_auc, lr, " *" if state["best_epoch"] == epoch else "",
         )  # fmt: skip
 
-        checkpoint = {
+        checkpoint: TrainingState = {
             "format_version": FORMAT_VERSION,
             "model_state": _cpu_copy(model.state_dict()),
             "optimizer_state": _cpu_copy(optimizer.state_dict()),
@@ -321,7 +321,7 @@ def build_model(checkpoint: Mapping[str, Any]) -> FusionHead:
     Returns:
         The head on CPU, in eval mode.
     """
-    _check_format(checkpoint)
+    upgrade(checkpoint)  # refuses a format this code cannot read
     config = TrainingConfig.model_validate(checkpoint["config"])
     model = FusionHead(dict(checkpoint["branch_dims"]), config.fusion)
     model.load_state_dict(checkpoint["best_state"])
@@ -479,18 +479,10 @@ def _check_features(
     return int(n_rows or 0)
 
 
-def _check_format(checkpoint: Mapping[str, Any]) -> None:
-    version = checkpoint.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint format_version is {version!r}; this code reads version {FORMAT_VERSION}"
-        )
-
-
 def _check_resumable(
     checkpoint: Mapping[str, Any], config: TrainingConfig, branch_dims: Mapping[str, int]
 ) -> None:
-    _check_format(checkpoint)
+    upgrade(checkpoint)  # refuses a format this code cannot read
     diffs = config_differences(checkpoint, config, branch_dims)
     if diffs:
         raise ValueError(

@@ -26,7 +26,7 @@ CHECKPOINT = {
         "spectral": {"kind": "spectral", "arch": "v1", "weights": "none", "feature_dim": 99},
     },
     "mlflow_run_id": "0123abcd",
-    "created_at": "2026-02-01T10:00:00Z",
+    "trained_at": "2026-02-01T10:00:00Z",
 }
 NO_CHAMPION = {"available": False, "reason": "there is no champion yet"}
 
@@ -82,7 +82,7 @@ def test_passed_verdict_registers_with_gate_metrics_and_lineage_tags():
 
 
 def test_missing_lineage_is_left_out_not_tagged_none():
-    checkpoint = {"backbones": CHECKPOINT["backbones"]}  # no run id, no created_at
+    checkpoint = {"backbones": CHECKPOINT["backbones"]}  # no run id, no trained_at
     request = prepare_registration(
         PASSED, results(), {"fingerprint": "abc"}, checkpoint, NO_CHAMPION, RegistryConfig()
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ from matplotlib.figure import Figure
 
 from deepfake_kedro.datasets.torch_checkpoint import CheckpointStore
 from deepfake_kedro.training import TrainingConfig, plot_training_curves, train_fusion
+from deepfake_kedro.training.checkpoint import Checkpoint, with_lineage
 from deepfake_kedro.training.inputs import branch_config, branch_identity, split_arrays
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def train_ensemble(
     training_state: CheckpointStore,
     params: TrainingConfig,
     **branch_features: dict[str, np.ndarray],
-) -> tuple[dict[str, Any], dict[str, Any], Figure, dict[str, str]]:
+) -> tuple[Checkpoint, dict[str, Any], Figure, dict[str, str]]:
     """Train the fusion head on the train split, early-stopping on validation AUC.
 
     Args:
@@ -58,14 +58,12 @@ def train_ensemble(
         on_epoch_end=training_state.save,
     )
     backbones = {name: branch_identity(tables[name]) for name in params.branches}
-    checkpoint = {
-        **result.checkpoint,
-        "backbones": backbones,
-        "backbone_configs": {name: branch_config(tables[name]) for name in params.branches},
-        "dataset_fingerprint": dataset_fingerprint["fingerprint"],
-        # When it was trained: a version registered later without retraining keeps it.
-        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    checkpoint = with_lineage(
+        result.checkpoint,
+        backbones=backbones,
+        backbone_configs={name: branch_config(tables[name]) for name in params.branches},
+        dataset_fingerprint=dataset_fingerprint["fingerprint"],
+    )
     return (
         checkpoint,
         _metric_history(result),

@@ -79,7 +79,7 @@ def evaluate_champion(
     }
 
 
-def prepare_registration(  # noqa: PLR0913
+def prepare_registration(
     validation_verdict: dict[str, Any],
     validation_results: dict[str, Any],
     dataset_fingerprint: dict[str, Any],
@@ -124,8 +124,8 @@ def prepare_registration(  # noqa: PLR0913
         TAG_WEIGHTS: json.dumps({b: c.get("weights") for b, c in backbones.items()}, sort_keys=True),
         TAG_OPERATING_THRESHOLD: validation_results.get("threshold"),
         TAG_THRESHOLD_METHOD: validation_results.get("threshold_method"),
-        TAG_TRAINING_RUN_ID: fusion_checkpoint.get("mlflow_run_id"),
-        TAG_TRAINED_AT: fusion_checkpoint.get("created_at") or utc_now(),
+        TAG_TRAINING_RUN_ID: fusion_checkpoint.get("mlflow_run_id"),  # None: untracked
+        TAG_TRAINED_AT: fusion_checkpoint.get("trained_at") or utc_now(),
     }
     baseline = None
     if champion_evaluation.get("available"):

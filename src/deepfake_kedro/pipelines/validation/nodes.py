@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -27,6 +26,8 @@ from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot
 from deepfake_kedro.inference import Detector
 from deepfake_kedro.inference.policy import score_evaluated_rows
 from deepfake_kedro.io import ImageStore
+from deepfake_kedro.training.checkpoint import lineage as checkpoint_lineage
+from deepfake_kedro.values import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def evaluate_performance(model_scores: pd.DataFrame, params: ValidationConfig) -
     return performance
 
 
-def evaluate_robustness(  # noqa: PLR0913
+def evaluate_robustness(
     model_scores: pd.DataFrame,
     raw_images: ImageStore,
     fusion_checkpoint: dict[str, Any],
@@ -174,7 +175,7 @@ def decide_gate(
     return verdict
 
 
-def report_validation(  # noqa: PLR0913
+def report_validation(
     performance: dict[str, Any],
     robustness: dict[str, Any],
     fairness: dict[str, Any],
@@ -194,12 +195,8 @@ def report_validation(  # noqa: PLR0913
         "fairness": fairness,
         "lineage": {
             "dataset_fingerprint": dataset_fingerprint["fingerprint"],
-            "checkpoint_dataset_fingerprint": fusion_checkpoint.get("dataset_fingerprint"),
-            "training_run_id": fusion_checkpoint.get("mlflow_run_id"),
-            "registered_model": fusion_checkpoint.get("registry_model_uri"),
-            "backbones": fusion_checkpoint.get("backbones", {}),
-            "best_val_auc": fusion_checkpoint.get("best_metric"),
-            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **checkpoint_lineage(fusion_checkpoint),
+            "reported_at": utc_now(),
         },
     }
     return results, render_validation_report(results), validation_metric_values(results)
