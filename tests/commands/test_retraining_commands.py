@@ -67,7 +67,7 @@ def _ensure_champion(project: Path, training_run_id: str) -> str:
     client = _client(project)
     try:
         return str(client.get_model_version_by_alias(MODEL, "champion").version)
-    except Exception:
+    except Exception:  # no registered model or no alias yet
         pass
     data = project / "data"
     client.log_artifact(training_run_id, str(data / "06_models/fusion_checkpoint.pt"), "checkpoint")

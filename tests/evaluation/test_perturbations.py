@@ -184,7 +184,7 @@ class _MeanColour(torch.nn.Module):
 
     feature_dim = 6
 
-    class config:
+    class config:  # mirrors extractor.config.kind
         kind = "mean_colour"
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

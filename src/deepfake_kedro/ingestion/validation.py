@@ -460,7 +460,7 @@ def _inspect_image(
         return _ImageProblem("missing_file", "missing file: the path is a folder, not a file")
     except PathEscapeError as exc:
         return _ImageProblem("path_escape", f"path outside the image root: {exc}")
-    except Exception as exc:
+    except Exception as exc:  # not every fsspec backend implements modified()  # PIL raises many types for bad data  # any store error is reported against its row
         return _ImageProblem(
             "unreadable_image", f"unreadable file: {type(exc).__name__}: {exc}"
         )

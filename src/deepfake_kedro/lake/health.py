@@ -148,7 +148,7 @@ def _check_bucket(fs: Any, bucket: str, config: LakeConfig) -> Iterator[CheckRes
     where = endpoint or "the AWS S3 default endpoint"
     try:
         fs.call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1)
-    except Exception as exc:
+    except Exception as exc:  # parser errors name the line  # every failure becomes one of the messages below
         code = _error_code(exc)
         if _is_connection_error(exc):
             yield CheckResult(
@@ -208,7 +208,7 @@ def _bucket_exists(fs: Any, bucket: str) -> bool:
     """Whether HEAD on the bucket succeeds (a bare 403 may mean a bad key or no permission)."""
     try:
         fs.call_s3("head_bucket", Bucket=bucket)
-    except Exception:
+    except Exception:  # any failure: not known to exist
         return False
     return True
 

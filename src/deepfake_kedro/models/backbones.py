@@ -295,7 +295,7 @@ class Float32Conv2d(nn.Conv2d):
     a deepfake detector looks for. The layer is ~3% of the network's FLOPs.
     """
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # nn.Conv2d's name
         with torch.autocast(device_type=input.device.type, enabled=False):
             return super().forward(input.float())
 

@@ -101,7 +101,7 @@ def load_state_dict_file(
         else:
             # weights_only: a weights file from elsewhere must not be able to run code.
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except Exception as err:  # HTTP, checksum, proxy and offline errors alike  # corrupt file, pickled objects, wrong format
         raise ValueError(
             f"{param_key}.weights: cannot read {path!r} as a state dict "
             f"({type(err).__name__}: {err}). Save the weights with "

@@ -140,7 +140,7 @@ def check_feature_drift(features: dict[str, Any], params: RetrainingConfig) -> d
     return check_drift(features["reference"], features["new"], params.drift).to_dict()
 
 
-def decide_retraining(
+def decide_retraining(  # one input per check keeps the graph explicit
     champion_check: dict[str, Any],
     freshness_check: dict[str, Any],
     degradation_check: dict[str, Any],
