@@ -10,18 +10,23 @@ severity and seed.
 
 :class:`PerturbedImageStore` wraps an image store so that the project's feature extraction
 (``features.engine.iter_features``) reads perturbed images through the same backbone and
-preprocessing code as clean ones.
+preprocessing code as clean ones. :class:`PerturbationViews` serves every perturbation of a
+store in one extraction pass (a ``view`` per manifest row), and :func:`view_key` names a
+perturbed view in the feature cache: content hash + perturbation spec, so a view is
+extracted once per backbone identity.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter
 
 logger = logging.getLogger(__name__)
@@ -251,3 +256,108 @@ class PerturbedImageStore:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["store"], state["name"], state["severity"], state["seed"])
+
+
+PERTURBATION_CODE_VERSION = 1
+"""Bump when a perturbation's output changes: perturbed views cached before are not reused."""
+
+
+def view_name(name: str, severity: float) -> str:
+    """The ``view`` of a perturbed row, e.g. ``"jpeg=30.0"`` (see :class:`PerturbationViews`)."""
+    return f"{name}={float(severity)!r}"
+
+
+def parse_view(view: str) -> tuple[str, float]:
+    """``(name, severity)`` of a :func:`view_name`."""
+    name, _, severity = view.partition("=")
+    return name, float(severity)
+
+
+def view_key(content_hash: str, name: str, severity: float, seed: int) -> str:
+    """The feature-cache key of an image under a perturbation: its content hash (so it shards
+    with the image) + a digest of the perturbation spec (name, severity, seed, code version)."""
+    spec = json.dumps(
+        {"name": name, "seed": int(seed), "severity": float(severity),
+         "version": PERTURBATION_CODE_VERSION},
+        sort_keys=True,
+    )  # fmt: skip
+    return f"{content_hash}~{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
+
+
+class PerturbationViews:
+    """An image store serving clean images and, per row, a perturbed view of them.
+
+    Feature extraction reads rows with a ``view`` column through :meth:`read_view` (one pass
+    over every image and perturbation: one DataLoader, perturbation in its workers) and rows
+    without one through :meth:`read_bytes`. Pickles with the wrapped store.
+
+    Args:
+        store: The store of the clean images (anything with ``read_bytes(path)``).
+        seed: Base seed; each image's noise is seeded from it and the image path.
+    """
+
+    def __init__(self, store: _ByteStore, seed: int = 0) -> None:
+        self.store = store
+        self.seed = int(seed)
+
+    def __repr__(self) -> str:
+        return f"PerturbationViews(seed={self.seed}, store={self.store!r})"
+
+    @property
+    def root_uri(self) -> str:
+        """Root of the wrapped store (used in error messages)."""
+        return str(getattr(self.store, "root_uri", self.store))
+
+    def read_bytes(self, path: str) -> bytes:
+        """Bytes of the clean image."""
+        return self.store.read_bytes(path)
+
+    def read_view(self, path: str, view: str) -> Image.Image:
+        """The image at ``path`` under ``view`` (a :func:`view_name`), as RGB; the same pixels
+        :class:`PerturbedImageStore` serves for that perturbation.
+
+        Raises:
+            ValueError: if the image cannot be decoded or perturbed (names path and view).
+        """
+        name, severity = parse_view(view)
+        try:
+            check_perturbation(name, severity)
+            image = _decode(self.store.read_bytes(path))
+            return perturb(image, name, severity, path_seed(self.seed, path))
+        except Exception as exc:
+            raise ValueError(
+                f"cannot apply {perturbation_label(name, severity)} to image {path!r} under "
+                f"{self.root_uri!r} ({type(exc).__name__}: {exc})"
+            ) from exc
+
+
+def perturbed_views(
+    rows: pd.DataFrame, conditions: list[tuple[str, float]], seed: int
+) -> pd.DataFrame:
+    """One row per image and condition, ready for :class:`PerturbationViews`.
+
+    Args:
+        rows: Rows with ``image_path`` and ``content_hash``.
+        conditions: ``(perturbation, severity)`` pairs, in report order.
+        seed: The perturbations' base seed.
+
+    Returns:
+        ``rows`` repeated per condition (condition-major) with ``perturbation``,
+        ``severity``, ``view``, the image's own hash as ``image_hash`` and the view's cache
+        key as ``content_hash``.
+    """
+    frames = []
+    for name, severity in conditions:
+        check_perturbation(name, severity)
+        hashes = rows["content_hash"].astype(str)
+        frames.append(
+            rows.assign(
+                perturbation=name,
+                severity=float(severity),
+                view=view_name(name, severity),
+                image_hash=hashes,
+                content_hash=[view_key(h, name, severity, seed) for h in hashes],
+            )
+        )
+    columns = [*rows.columns, "perturbation", "severity", "view", "image_hash"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

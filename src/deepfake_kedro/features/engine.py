@@ -40,7 +40,12 @@ class ImageReadError(RuntimeError):
 
 
 class _ImageDataset(Dataset):
-    """Manifest rows -> (uint8 image tensor, content hash); runs in DataLoader workers."""
+    """Manifest rows -> (uint8 image tensor, content hash); runs in DataLoader workers.
+
+    With ``views`` (a ``view`` column), a row's image comes from ``store.read_view(path,
+    view)``, e.g. a perturbed copy (:class:`~deepfake_kedro.evaluation.perturbations.
+    PerturbationViews`); its content hash is then the view's cache key.
+    """
 
     def __init__(
         self,
@@ -48,21 +53,27 @@ class _ImageDataset(Dataset):
         hashes: list[str],
         store: ImageStore,
         preprocess: Callable[[Image.Image], torch.Tensor],
+        views: list[str] | None = None,
     ) -> None:
         self.paths = paths
         self.hashes = hashes
         self.store = store
         self.preprocess = preprocess
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         path = self.paths[index]
+        view = self.views[index] if self.views is not None else None
         try:
-            data = self.store.read_bytes(path)
-            with Image.open(io.BytesIO(data)) as opened:
-                image = opened.convert("RGB")
+            if view is None:
+                data = self.store.read_bytes(path)
+                with Image.open(io.BytesIO(data)) as opened:
+                    image = opened.convert("RGB")
+            else:
+                image = self.store.read_view(path, view)
         except Exception as exc:  # any read or decode failure: name the file
             raise ImageReadError(
                 f"cannot read image {path!r} under {self.store.root_uri!r} "
@@ -173,6 +184,7 @@ def _extract(
         rows["content_hash"].astype(str).tolist(),
         store,
         extractor.preprocess,
+        rows["view"].astype(str).tolist() if "view" in rows.columns else None,
     )
     loader = DataLoader(
         dataset,

@@ -13,7 +13,7 @@ from deepfake_kedro.evaluation.config import ValidationConfig
 from deepfake_kedro.evaluation.fairness import fairness_report
 from deepfake_kedro.evaluation.gate import evaluate_gate, validation_metric_values
 from deepfake_kedro.evaluation.performance import measure_performance
-from deepfake_kedro.evaluation.perturbations import PerturbedImageStore
+from deepfake_kedro.evaluation.perturbations import PerturbationViews, perturbed_views
 from deepfake_kedro.evaluation.report import render_validation_report
 from deepfake_kedro.evaluation.robustness import (
     RobustnessConfig,
@@ -23,8 +23,7 @@ from deepfake_kedro.evaluation.robustness import (
     select_images,
 )
 from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot
-from deepfake_kedro.inference import Detector
-from deepfake_kedro.inference.policy import score_evaluated_rows
+from deepfake_kedro.inference.policy import score_evaluated_rows, score_rows
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.training.checkpoint import lineage as checkpoint_lineage
 from deepfake_kedro.values import utc_now
@@ -86,12 +85,28 @@ def evaluate_robustness(
     fusion_checkpoint: dict[str, Any],
     params: ValidationConfig,
     runtime: ExtractionConfig,
+    **feature_caches: FeatureCacheRoot,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Re-extract and re-score the test images under each perturbation and severity.
+    """Score the test images under each perturbation and severity.
+
+    The perturbed views go through the scoring policy like clean images: each view's
+    features are cached under the image's content hash + the perturbation spec, per backbone
+    identity, so a re-run with the same test images, model backbones and perturbations
+    extracts nothing, and a new image or severity adds only its own views. All conditions
+    are extracted in one pass per branch (perturbed in the DataLoader workers).
+
+    Args:
+        model_scores: Scored val/test rows (``y``, ``score``).
+        raw_images: Store of the clean images.
+        fusion_checkpoint: The model.
+        params: ``validation`` parameters (``robustness``).
+        runtime: Extraction settings.
+        **feature_caches: Each branch's feature-cache root, keyed by branch.
 
     Returns:
         Scores per image and perturbation (long table), and the AUC table with its summary
-        (or ``{"skipped": reason}`` when disabled).
+        and the number of views each branch had to extract (or ``{"skipped": reason}`` when
+        disabled).
     """
     config = RobustnessConfig.model_validate(params.robustness)
     columns = ["image_path", "content_hash", "y", "perturbation", "severity", "score"]
@@ -102,29 +117,28 @@ def evaluate_robustness(
     test = test.reset_index(drop=True)
     y = test["y"].to_numpy()
     clean_auc = float(roc_auc_score(y, test["score"].to_numpy()))
-    detector = Detector(fusion_checkpoint)
-    quiet = runtime.model_copy(update={"progress": False})
     grid = perturbation_grid(config)
-    scores, frames = {}, []
+    views = perturbed_views(test, grid, config.seed)
     started = time.perf_counter()
-    for index, (name, severity) in enumerate(grid, start=1):
-        store = PerturbedImageStore(raw_images, name, severity, config.seed)
-        scores[(name, severity)] = detector.score(test, store, quiet)
-        frames.append(
-            test[columns[:3]].assign(
-                perturbation=name, severity=severity, score=scores[(name, severity)]
-            )
-        )
-        logger.info(
-            "Robustness %d/%d: %s %s (%d images, %.0f s so far)",
-            index,
-            len(grid),
-            name,
-            severity,
-            len(test),
-            time.perf_counter() - started,
-        )
-    table = robustness_table(clean_auc, y, scores)
+    scores, extracted = score_rows(
+        views, fusion_checkpoint, PerturbationViews(raw_images, config.seed), feature_caches,
+        runtime,
+    )  # fmt: skip
+    logger.info(
+        "Robustness: %d conditions x %d images in %.1f s; views extracted (not cached): %s",
+        len(grid),
+        len(test),
+        time.perf_counter() - started,
+        extracted,
+    )
+    views = views.assign(score=scores, content_hash=views["image_hash"])
+    by_condition = {
+        (name, severity): views.loc[
+            (views["perturbation"] == name) & (views["severity"] == severity), "score"
+        ].to_numpy()
+        for name, severity in grid
+    }
+    table = robustness_table(clean_auc, y, by_condition)
     summary = robustness_summary(table, clean_auc)
     logger.info(
         "Robustness: mean AUC drop %.4f, worst %.4f (%s)",
@@ -132,9 +146,10 @@ def evaluate_robustness(
         summary["worst_drop"],
         summary["worst_case"],
     )
-    return pd.concat(frames, ignore_index=True), {
+    return views[columns], {
         "summary": summary,
         "table": table.to_dict("records"),
+        "views_extracted": extracted,
     }
 
 

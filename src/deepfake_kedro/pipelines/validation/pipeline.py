@@ -39,17 +39,19 @@ def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline
                 outputs="validation_performance",
                 name="evaluate_performance_node",
             ),
-            Node(
+            node_reading_branches(
                 evaluate_robustness,
-                inputs=[
-                    "model_scores",
-                    "raw_images",
-                    "fusion_checkpoint",
-                    "params:validation",
-                    "params:feature_extraction.runtime",
-                ],
+                inputs={
+                    "model_scores": "model_scores",
+                    "raw_images": "raw_images",
+                    "fusion_checkpoint": "fusion_checkpoint",
+                    "params": "params:validation",
+                    "runtime": "params:feature_extraction.runtime",
+                },
                 outputs=["perturbed_scores", "validation_robustness"],
                 name="evaluate_robustness_node",
+                suffix="feature_cache",
+                branches=branches,
             ),
             Node(
                 evaluate_fairness,
