@@ -15,7 +15,7 @@ from typing import Any
 import click
 from kedro.framework.context import KedroContext
 
-from deepfake_kedro import project as kedro_project
+from deepfake_kedro import project as bootstrap
 
 ENV_OPTION = click.option(
     "--env",
@@ -29,7 +29,7 @@ def _params_callback(ctx: click.Context, param: click.Parameter, value: Any) -> 
     if isinstance(value, Mapping):
         return dict(value)
     try:
-        return kedro_project.parse_params(value or "")
+        return bootstrap.parse_params(value or "")
     except ValueError as err:
         raise click.BadParameter(str(err), ctx=ctx, param=param) from err
 
@@ -54,8 +54,8 @@ def project_root() -> Path:
         click.ClickException: if there is no project here or at ``$DEEPFAKE_KEDRO_PROJECT_PATH``.
     """
     try:
-        return kedro_project.find_project()
-    except kedro_project.ProjectNotFoundError as err:
+        return bootstrap.find_project()
+    except bootstrap.ProjectNotFoundError as err:
         raise click.ClickException(str(err)) from err
 
 
@@ -64,5 +64,5 @@ def project_context(
     env: str | None = None, runtime_params: Mapping[str, Any] | None = None
 ) -> Iterator[KedroContext]:
     """A loaded ``KedroContext``; kedro-mlflow's hook has set the tracking URI from mlflow.yml."""
-    with kedro_project.session(project_root(), env, runtime_params) as session:
+    with bootstrap.session(project_root(), env, runtime_params) as session:
         yield session.load_context()

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from deepfake_kedro import project as kedro_project
+from deepfake_kedro import project as bootstrap
 from deepfake_kedro.commands._project import (
     ENV_OPTION,
     params_option,
@@ -91,7 +91,7 @@ def run_retraining(
     """
     check_params = deep_merge(params, {"retraining": {"force": True}}) if force else params
     started = time.perf_counter()
-    with kedro_project.session(project, env, check_params) as session:
+    with bootstrap.session(project, env, check_params) as session:
         context = session.load_context()
         try:
             session.run(pipeline_names=[CHECK_PIPELINE])
@@ -113,7 +113,7 @@ def run_retraining(
         return decision
     click.echo(f"Training: kedro run --pipelines {TRAINING_PIPELINE} ...")
     started = time.perf_counter()
-    with kedro_project.session(project, env, params) as session:
+    with bootstrap.session(project, env, params) as session:
         try:
             session.run(pipeline_names=[TRAINING_PIPELINE])
         except Exception as err:
@@ -144,7 +144,7 @@ def retrain(env: str | None, params: dict[str, Any], force: bool, dry_run: bool)
 
     project = project_root()
     # The lock comes first: nothing (not even the MLflow store's creation) runs twice at once.
-    config = _retraining_config(kedro_project.parameters(project, env, params))
+    config = _retraining_config(bootstrap.parameters(project, env, params))
     lock_file = project / config.lock_file
     try:
         with retraining_lock(lock_file):
