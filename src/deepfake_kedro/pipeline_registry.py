@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
@@ -58,20 +59,21 @@ def register_pipelines() -> dict[str, Pipeline]:
 class TrainingPipelineML(PipelineML):
     """kedro-mlflow's ``PipelineML`` that also runs a part of training.
 
-    ``kedro run --nodes ...`` / ``--to-nodes ...`` on ``__default__`` may select nodes that do
-    not produce what the inference pipeline needs (checkpoint, validation results);
-    ``PipelineML`` refuses such a filter. Here the part runs as a plain pipeline, and no model
-    is logged or registered for it.
+    ``kedro run --nodes ...`` / ``--to-nodes ...`` on ``__default__`` filter the pipeline
+    (Kedro's public ``Pipeline.filter``); a filter may select nodes that do not produce what
+    the inference pipeline needs (checkpoint, validation results), which ``PipelineML``
+    refuses. Here such a part runs as a plain pipeline, and no model is logged or registered
+    for it.
     """
 
-    def _turn_pipeline_to_ml(self, pipeline: Pipeline) -> Pipeline:
+    def filter(self, *args: Any, **kwargs: Any) -> Pipeline:
         try:
-            return super()._turn_pipeline_to_ml(pipeline)
+            return super().filter(*args, **kwargs)
         except KedroMlflowPipelineMLError:
             logger.warning(
                 "This run covers only part of training: no model is logged or registered"
             )
-            return Pipeline(pipeline.nodes)
+            return Pipeline(self.training.filter(*args, **kwargs).nodes)
 
 
 def _bind(training: Pipeline, inference: Pipeline) -> Pipeline:
