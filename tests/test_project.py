@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kedro_project import make_project
 
+from deepfake_kedro import project
 from deepfake_kedro.project import (
     PROJECT_PATH_ENV,
     ProjectNotFoundError,
@@ -89,3 +91,22 @@ def test_config_loader_adds_patterns_and_keeps_the_project_resolvers(tmp_path, m
     )
     assert loader["extra"] == {"url": "sqlite:///x.db", "keep": 2}
     assert loader["parameters"] == {"a": {"b": 5, "c": 2}}
+
+
+def test_a_session_opened_from_another_folder_tracks_inside_its_project(tmp_path, monkeypatch):
+    """An Airflow task opens a KedroSession on the project from its own working folder:
+    ``${project_root:}`` (mlflow.db, artifacts) must be the session's project, not the cwd."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    copy = make_project(tmp_path / "copy", None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv(project.PROJECT_PATH_ENV, raising=False)
+    project.config_loader(ROOT)  # this process last worked on another project
+    bootstrap_project(copy)
+    with KedroSession.create(project_path=copy) as session:
+        mlflow = session.load_context().config_loader["mlflow"]
+    assert mlflow["server"]["mlflow_tracking_uri"] == f"sqlite:///{copy.resolve()}/mlflow.db"
+    assert project.project_root() == copy.resolve()

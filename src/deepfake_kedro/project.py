@@ -67,6 +67,27 @@ def find_project(start: Path | str | None = None) -> Path:
     return Path(found).resolve()
 
 
+_current_project: Path | None = None
+"""The project this process works on: set by :func:`session`, :func:`config_loader` and
+:class:`ProjectHooks` (from the running session's context)."""
+
+
+def project_root() -> Path:
+    """The root of the project this process works on, for the ``${project_root:}`` resolver.
+
+    The running session's project (so a Kedro session opened on the project from any folder,
+    e.g. by an Airflow task, writes ``mlflow.db`` and logs inside the project), else
+    ``$DEEPFAKE_KEDRO_PROJECT_PATH``, else the project above the current folder.
+    """
+    return _current_project or find_project()
+
+
+def _use_project(path: Path | str) -> Path:
+    global _current_project
+    _current_project = Path(path).resolve()
+    return _current_project
+
+
 def config_loader(
     project: Path | None = None,
     env: str | None = None,
@@ -88,7 +109,7 @@ def config_loader(
     """
     from deepfake_kedro import settings
 
-    project = project or find_project()
+    project = _use_project(project or find_project())
     args = dict(settings.CONFIG_LOADER_ARGS)
     if config_patterns:
         args["config_patterns"] = {**args.get("config_patterns", {}), **config_patterns}
@@ -152,7 +173,7 @@ def session(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    project = project or find_project()
+    project = _use_project(project or find_project())
     bootstrap_project(project)
     with KedroSession.create(
         project_path=project, env=env, runtime_params=dict(runtime_params or {})
@@ -218,6 +239,7 @@ class ProjectHooks:
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
         global _running_loader
+        _use_project(context.project_path)
         _running_loader = context.config_loader
         if _built_with is None:
             return  # the pipelines are built later, from this context

@@ -4,10 +4,8 @@ See https://docs.kedro.org/en/stable/configure/configuration_basics/.
 """
 
 import warnings
-from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
-from kedro.utils import find_kedro_project
 from omegaconf.resolvers import oc
 
 from deepfake_kedro.api.progress import ProgressHooks
@@ -17,7 +15,7 @@ from deepfake_kedro.hooks import (
     RegistrationHooks,
     RevalidationHooks,
 )
-from deepfake_kedro.project import ProjectHooks
+from deepfake_kedro.project import ProjectHooks, project_root
 
 # Deprecation notices from inside Kedro, kedro-mlflow and OmegaConf that users cannot act on;
 # each run printed a dozen of them, burying the project's own warnings.
@@ -26,8 +24,9 @@ warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` me
 
 
 def _project_root() -> str:
-    """Absolute path of the project, so relative URIs (``sqlite:///``) work from any folder."""
-    return str((find_kedro_project(Path.cwd()) or Path.cwd()).resolve())
+    """Absolute path of the project, so relative URIs (``sqlite:///``) work from any folder:
+    the running session's project (:func:`deepfake_kedro.project.project_root`)."""
+    return str(project_root())
 
 
 # Parameter groups are validated by Kedro itself before any node runs: nodes annotate their
