@@ -98,9 +98,9 @@ def test_robustness_over_limits_fails_naming_the_worst_case():
     robustness = {"mean_drop": 0.081, "worst_drop": 0.21, "worst_case": "jpeg q=30"}
     verdict = evaluate_gate(METRICS, robustness, FAIRNESS, GateConfig())
     assert verdict["failed"] == [
-        "mean AUC drop under perturbations 0.081 exceeds max_mean_robustness_drop 0.05 "
+        "mean AUC drop under the gated perturbations 0.081 exceeds max_mean_robustness_drop 0.05 "
         "(worst: jpeg q=30, 0.21)",
-        "worst AUC drop under perturbations 0.21 exceeds max_worst_robustness_drop 0.15 "
+        "worst AUC drop under the gated perturbations 0.21 exceeds max_worst_robustness_drop 0.15 "
         "(jpeg q=30)",
     ]
 
@@ -144,3 +144,11 @@ def test_nan_or_missing_values_fail():
 def test_config_may_be_a_params_dict():
     verdict = evaluate_gate(METRICS, None, None, {"validation_threshold": 0.99})
     assert not verdict["passed"]
+
+
+def test_robustness_with_no_gated_level_is_skipped_not_failed():
+    summary = {"n_gated_levels": 0, "mean_drop": None, "worst_drop": None, "worst_case": None}
+    verdict = evaluate_gate({"auc": 0.99}, summary, None, GateConfig())
+    skipped = [c for c in verdict["checks"] if c["name"].endswith("robustness_drop")]
+    assert [c["passed"] for c in skipped] == [None, None]
+    assert "reported only" in skipped[0]["reason"] and verdict["passed"] is True

@@ -15,6 +15,7 @@ from deepfake_kedro.evaluation.robustness import (
     RobustnessConfig,
     perturbation_grid,
     plot_robustness,
+    robustness_by_family,
     robustness_summary,
     robustness_table,
     select_images,
@@ -37,7 +38,8 @@ def _scores() -> dict[tuple[str, float], np.ndarray]:
 
 def test_table_has_known_aucs_and_drops():
     table = robustness_table(1.0, Y, _scores())
-    assert list(table.columns) == ["perturbation", "severity", "auc", "drop", "n"]
+    assert list(table.columns) == ["perturbation", "severity", "auc", "drop", "n", "gated"]
+    assert table["gated"].all()  # without a config every condition is gated
     assert table["auc"].tolist() == pytest.approx([1.0, 0.5, 0.0])
     assert table["drop"].tolist() == pytest.approx([0.0, 0.5, 1.0])
     assert table["n"].tolist() == [20, 20, 20]
@@ -54,10 +56,19 @@ def test_summary_names_the_worst_case():
     summary = robustness_summary(robustness_table(1.0, Y, scores), 1.0)
     assert summary == {
         "clean_auc": 1.0,
+        "n_gated_levels": 2,
         "mean_drop": pytest.approx(0.25),
         "worst_drop": pytest.approx(0.5),
         "worst_case": "jpeg q=30",
+        "n_conditions": 2,
         "per_perturbation": {"jpeg": pytest.approx(0.25)},
+        "reported_only": {
+            "mean_drop": None, "worst_drop": None, "worst_case": None, "n_conditions": 0,
+        },
+        "all": {
+            "mean_drop": pytest.approx(0.25), "worst_drop": pytest.approx(0.5),
+            "worst_case": "jpeg q=30", "n_conditions": 2,
+        },
     }
 
 
@@ -66,6 +77,46 @@ def test_summary_means_per_perturbation():
     assert summary["worst_case"] == "blur sigma=2"
     assert summary["mean_drop"] == pytest.approx(0.5)
     assert summary["per_perturbation"] == {"jpeg": pytest.approx(0.25), "blur": pytest.approx(1.0)}
+
+
+def test_reported_only_levels_stay_in_the_table_but_out_of_the_gated_drops():
+    config = RobustnessConfig(
+        perturbations={"jpeg": [90, 30], "blur": [2.0]}, reported_only={"jpeg": [30], "blur": [2]}
+    )
+    table = robustness_table(1.0, Y, _scores(), config)
+    assert table["gated"].tolist() == [True, False, False]
+    summary = robustness_summary(table, 1.0)
+    assert (summary["mean_drop"], summary["worst_case"], summary["n_conditions"]) == (
+        pytest.approx(0.0), "jpeg q=90", 1,
+    )
+    assert summary["reported_only"]["worst_case"] == "blur sigma=2"
+    assert summary["reported_only"]["mean_drop"] == pytest.approx(0.75)
+    assert summary["all"]["mean_drop"] == pytest.approx(0.5)
+
+
+def test_reported_only_defaults_and_unknown_names():
+    config = RobustnessConfig()
+    assert not config.is_gated("jpeg", 30) and config.is_gated("jpeg", 90)
+    assert config.is_gated("saturation", 0.0) and not config.is_gated("rescale", 0.25)
+    assert RobustnessConfig(reported_only={}).is_gated("jpeg", 30)
+    with pytest.raises(ValueError, match="unknown perturbation 'sharpen'"):
+        RobustnessConfig(reported_only={"sharpen": [1.0]})
+
+
+def test_by_family_shows_which_family_a_level_erases():
+    clean = pd.DataFrame(
+        {"y": Y, "score": CLEAN, "manipulation": ["none"] * 10 + ["a"] * 5 + ["b"] * 5}
+    )
+    lost_b = CLEAN.copy()
+    lost_b[15:] = 0.0  # every "b" fake now ranks below the reals
+    perturbed = pd.DataFrame(
+        {"perturbation": "jpeg", "severity": 30.0, "score": lost_b}
+    )
+    table = robustness_by_family(clean, perturbed, RobustnessConfig())
+    rows = {r["manipulation"]: r for r in table.to_dict("records")}
+    assert rows["a"]["auc"] == pytest.approx(1.0) and rows["a"]["drop"] == pytest.approx(0.0)
+    assert rows["b"]["auc"] == pytest.approx(0.0) and rows["b"]["drop"] == pytest.approx(1.0)
+    assert not rows["b"]["gated"]
 
 
 def test_string_labels_are_accepted():

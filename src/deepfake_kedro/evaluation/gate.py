@@ -90,6 +90,12 @@ def _robustness_checks(
     if robustness is None:
         reason = "robustness not evaluated (disabled); check skipped"
         return [_skipped(name, limit, "<=", reason) for name, limit in limits.items()]
+    if robustness.get("n_gated_levels") == 0:
+        reason = (
+            "every evaluated perturbation level is reported only "
+            "(validation.robustness.reported_only); check skipped"
+        )
+        return [_skipped(name, limit, "<=", reason) for name, limit in limits.items()]
     worst_case = robustness.get("worst_case") or "unknown perturbation"
     worst = _as_number(robustness.get("worst_drop"))
     worst_text = "n/a" if worst is None or math.isnan(worst) else _fmt(worst)
@@ -101,7 +107,7 @@ def _robustness_checks(
             robustness.get("mean_drop"),
             config.max_mean_robustness_drop,
             "<=",
-            "mean AUC drop under perturbations",
+            "mean AUC drop under the gated perturbations",
             "max_mean_robustness_drop",
             detail=f" (worst: {worst_case}, {worst_text})",
             missing=not_computed,
@@ -111,7 +117,7 @@ def _robustness_checks(
             robustness.get("worst_drop"),
             config.max_worst_robustness_drop,
             "<=",
-            "worst AUC drop under perturbations",
+            "worst AUC drop under the gated perturbations",
             "max_worst_robustness_drop",
             detail=f" ({worst_case})",
             missing=not_computed,

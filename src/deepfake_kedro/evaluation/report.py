@@ -349,20 +349,38 @@ def _robustness_view(robustness: Any) -> dict[str, Any] | None:
         return {"skipped": str(robustness["skipped"])}
     summary = _mapping(robustness.get("summary"))
     per = _mapping(summary.get("per_perturbation"))
+    reported = _mapping(summary.get("reported_only"))
+    family = _records(robustness.get("by_family"))
     return {
         "skipped": None,
         "summary": [
             ("Clean AUC", _fmt(summary.get("clean_auc"))),
-            ("Mean AUC drop", _fmt(summary.get("mean_drop"))),
-            ("Worst AUC drop", _fmt(summary.get("worst_drop"))),
-            ("Worst case", _fmt(summary.get("worst_case"))),
+            ("Mean AUC drop (gated levels)", _fmt(summary.get("mean_drop"))),
+            ("Worst AUC drop (gated levels)", _fmt(summary.get("worst_drop"))),
+            ("Worst case (gated levels)", _fmt(summary.get("worst_case"))),
         ]
+        + (
+            [
+                ("Mean AUC drop (reported only)", _fmt(reported.get("mean_drop"))),
+                ("Worst AUC drop (reported only)", _fmt(reported.get("worst_drop"))),
+                ("Worst case (reported only)", _fmt(reported.get("worst_case"))),
+            ]
+            if reported.get("n_conditions")
+            else []
+        )
         + [(f"Mean drop: {name}", _fmt(value)) for name, value in per.items()],
         "table": _table(
             _records(robustness.get("table")),
-            ["perturbation", "severity", "auc", "drop", "n"],
+            ["perturbation", "severity", "auc", "drop", "n", "gated"],
             short=["severity"],
         ),
+        "family_table": _table(
+            family,
+            ["perturbation", "severity", "manipulation", "auc", "clean_auc", "drop", "gated"],
+            short=["severity"],
+        )
+        if family
+        else None,
     }
 
 

@@ -18,6 +18,7 @@ from deepfake_kedro.evaluation.report import render_validation_report
 from deepfake_kedro.evaluation.robustness import (
     RobustnessConfig,
     perturbation_grid,
+    robustness_by_family,
     robustness_summary,
     robustness_table,
     select_images,
@@ -138,19 +139,32 @@ def evaluate_robustness(
         ].to_numpy()
         for name, severity in grid
     }
-    table = robustness_table(clean_auc, y, by_condition)
+    table = robustness_table(clean_auc, y, by_condition, config)
     summary = robustness_summary(table, clean_auc)
+    reported = summary["reported_only"]
     logger.info(
-        "Robustness: mean AUC drop %.4f, worst %.4f (%s)",
-        summary["mean_drop"],
-        summary["worst_drop"],
+        "Robustness over %d gated conditions: mean AUC drop %s, worst %s (%s); over %d "
+        "reported-only: mean %s, worst %s (%s)",
+        summary["n_conditions"],
+        _fmt(summary["mean_drop"]),
+        _fmt(summary["worst_drop"]),
         summary["worst_case"],
+        reported["n_conditions"],
+        _fmt(reported["mean_drop"]),
+        _fmt(reported["worst_drop"]),
+        reported["worst_case"],
     )
+    by_family = robustness_by_family(test, views, config)
     return views[columns], {
         "summary": summary,
         "table": table.to_dict("records"),
+        "by_family": by_family.to_dict("records"),
         "views_extracted": extracted,
     }
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def evaluate_fairness(
