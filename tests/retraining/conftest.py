@@ -28,10 +28,12 @@ from deepfake_kedro.registry.config import RegistryConfig
 from deepfake_kedro.registry.operations import register_model
 from deepfake_kedro.retraining.champion import CHECKPOINT_ARTIFACTS, MANIFEST_ARTIFACT
 from deepfake_kedro.training import TrainingConfig
+from deepfake_kedro.training.augmentation import AugmentationConfig
 
 EXPERIMENT = "deepfake_kedro"
 MODEL_NAME = "deepfake-detector"
 RUNTIME = ExtractionConfig(batch_size=16, num_workers=0, progress=False)
+NO_AUGMENTATION = AugmentationConfig(views=0)
 INGESTION = IngestionConfig(min_group_size=2, num_workers=2)
 
 
@@ -71,7 +73,9 @@ def champion_checkpoint(
     store = ImageStore(str(tiny_demo_dir))
     cache = FeatureCacheDataset(path=spectral_cache_root).load()
     backbone = BackboneConfig(kind="spectral", image_size=64)
-    report = extract_features(current_manifest, store, cache, backbone, RUNTIME, branch="spectral")
+    report = extract_features(
+        current_manifest, store, cache, backbone, RUNTIME, NO_AUGMENTATION, branch="spectral"
+    )
     spectral = collect_features(current_manifest, cache, report)
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

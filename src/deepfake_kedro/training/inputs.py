@@ -79,3 +79,40 @@ def split_arrays(
         bad = sorted(rows.loc[labels.isna(), "label"].astype(str).unique())
         raise ValueError(f"labels {bad} in the {split!r} split are not real/fake")
     return features_for_rows(rows, tables, branches), labels.to_numpy(dtype=np.int64)
+
+
+def augmented_arrays(
+    manifest: pd.DataFrame,
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    branches: Sequence[str],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Features and labels of the augmented views of the train split's images.
+
+    A view counts when every branch has it (the views come from one augmentation config, so
+    they do unless a branch was extracted with another); none when a table has no views.
+
+    Returns:
+        Per-branch ``[n_views, dim]`` features and the views' 0/1 labels.
+    """
+    rows = manifest[manifest["split"] == "train"].drop_duplicates("content_hash")
+    label = dict(zip(rows["content_hash"].astype(str), rows["label"].map(LABEL_VALUES), strict=True))
+    keyed = {}
+    for name in branches:
+        table = tables[name]
+        hashes = np.asarray(table.get("augmented_hash", np.array([], dtype=str))).astype(str)
+        views = np.asarray(table.get("augmented_view", np.array([], dtype=np.int64)))
+        keyed[name] = pd.Index([f"{h}/{int(v)}" for h, v in zip(hashes, views, strict=True)])
+    common = keyed[branches[0]]
+    for name in branches[1:]:
+        common = common.intersection(keyed[name], sort=False)
+    common = [k for k in common if k.split("/")[0] in label]
+    features = {
+        name: np.asarray(tables[name]["augmented_features"], dtype=np.float32)[
+            keyed[name].get_indexer(common)
+        ]
+        if common
+        else np.zeros((0, np.asarray(tables[name]["features"]).shape[1]), np.float32)
+        for name in branches
+    }
+    y = np.array([label[k.split("/")[0]] for k in common], dtype=np.int64)
+    return features, y

@@ -12,6 +12,7 @@ from deepfake_kedro.features import ExtractionConfig
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.models import BackboneConfig
 from deepfake_kedro.pipelines.feature_extraction import create_pipeline
+from deepfake_kedro.training.augmentation import AugmentationConfig
 
 BACKBONES = {
     "resnet": BackboneConfig(kind="resnet", arch="resnet18", image_size=64),
@@ -27,7 +28,10 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-def run(split_manifest, images_root, cache_root, backbones=None) -> dict:
+AUGMENTATION = AugmentationConfig(views=1)
+
+
+def run(split_manifest, images_root, cache_root, backbones=None, augmentation=AUGMENTATION) -> dict:
     backbones = backbones or BACKBONES
     pipeline = create_pipeline(branches=list(backbones))
     catalog = DataCatalog(
@@ -37,6 +41,7 @@ def run(split_manifest, images_root, cache_root, backbones=None) -> dict:
             "params:feature_extraction.runtime": MemoryDataset(
                 ExtractionConfig(batch_size=16, num_workers=0, progress=False)
             ),
+            "params:feature_extraction.augmentation": MemoryDataset(augmentation),
         }
         | {
             f"params:feature_extraction.backbones.{b}": MemoryDataset(c)
@@ -66,11 +71,30 @@ def test_every_branch_extracts_and_collects(first_run, split_manifest):
         assert set(table["content_hash"]) == set(split_manifest["content_hash"])
 
 
+def test_training_images_get_augmented_views(first_run, split_manifest):
+    _, out = first_run
+    n_train = split_manifest.loc[split_manifest["split"] == "train", "content_hash"].nunique()
+    for branch in BACKBONES:
+        assert out[f"{branch}.extraction_report"]["augmentation"]["n_extracted"] == n_train
+        table = out[f"{branch}.model_input_features"]
+        assert table["augmented_features"].shape == (n_train, table["features"].shape[1])
+        assert set(table["augmented_hash"]) <= set(table["content_hash"])
+        # a view is not its clean image
+        clean = dict(zip(table["content_hash"], table["features"], strict=True))
+        first = table["augmented_hash"][0]
+        assert not np.allclose(table["augmented_features"][0], clean[first])
+
+
 def test_second_run_reads_everything_from_the_cache(first_run, split_manifest, tiny_demo_dir):
     cache, out = first_run
     again = run(split_manifest, tiny_demo_dir, cache)
     for branch in BACKBONES:
         assert again[f"{branch}.extraction_report"]["n_extracted"] == 0
+        assert again[f"{branch}.extraction_report"]["augmentation"]["n_extracted"] == 0
+        np.testing.assert_array_equal(
+            again[f"{branch}.model_input_features"]["augmented_features"],
+            out[f"{branch}.model_input_features"]["augmented_features"],
+        )
         np.testing.assert_array_equal(
             again[f"{branch}.model_input_features"]["features"],
             out[f"{branch}.model_input_features"]["features"],

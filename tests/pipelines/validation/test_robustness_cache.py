@@ -17,8 +17,10 @@ from deepfake_kedro.pipelines.ensemble_training.nodes import train_ensemble
 from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, extract_features
 from deepfake_kedro.pipelines.validation.nodes import evaluate_robustness
 from deepfake_kedro.training import TrainingConfig
+from deepfake_kedro.training.augmentation import AugmentationConfig
 
 RUNTIME = ExtractionConfig(batch_size=16, num_workers=0, progress=False)
+NO_AUGMENTATION = AugmentationConfig(views=0)
 LEVELS = {"jpeg": [90.0, 50.0], "blur": [1.0], "noise": [5.0]}
 
 
@@ -36,7 +38,9 @@ def model(split_manifest, tiny_demo_dir, tmp_path_factory):
     store = ImageStore(str(tiny_demo_dir))
     cache = FeatureCacheDataset(path=str(tmp_path_factory.mktemp("train_cache"))).load()
     backbone = BackboneConfig(kind="spectral", image_size=64)
-    report = extract_features(split_manifest, store, cache, backbone, RUNTIME, branch="spectral")
+    report = extract_features(
+        split_manifest, store, cache, backbone, RUNTIME, NO_AUGMENTATION, branch="spectral"
+    )
     checkpoint, *_ = train_ensemble(
         split_manifest,
         {"fingerprint": "f" * 64},

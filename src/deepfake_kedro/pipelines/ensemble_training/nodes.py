@@ -12,7 +12,12 @@ from matplotlib.figure import Figure
 from deepfake_kedro.datasets.torch_checkpoint import CheckpointStore
 from deepfake_kedro.training import TrainingConfig, plot_training_curves, train_fusion
 from deepfake_kedro.training.checkpoint import Checkpoint, with_lineage
-from deepfake_kedro.training.inputs import branch_config, branch_identity, split_arrays
+from deepfake_kedro.training.inputs import (
+    augmented_arrays,
+    branch_config,
+    branch_identity,
+    split_arrays,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,11 @@ def train_ensemble(
     if params.branches is None:
         params = params.model_copy(update={"branches": list(tables)})
     train_x, y_train = split_arrays(split_manifest, tables, params.branches, "train")
+    aug_x, y_aug = augmented_arrays(split_manifest, tables, params.branches)
+    if len(y_aug):
+        logger.info("Training on %d images + %d augmented views", len(y_train), len(y_aug))
+        train_x = {b: np.concatenate([train_x[b], aug_x[b]]) for b in params.branches}
+        y_train = np.concatenate([y_train, y_aug])
     val_x, y_val = split_arrays(split_manifest, tables, params.branches, "val")
     resume_from = training_state.load() if params.resume else None
     if params.resume and resume_from is None:

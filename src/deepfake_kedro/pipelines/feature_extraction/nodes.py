@@ -13,6 +13,11 @@ import pandas as pd
 from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot, update_cache
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.models import BackboneConfig, build_extractor
+from deepfake_kedro.training.augmentation import (
+    AugmentationConfig,
+    AugmentedViews,
+    augmented_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,27 +28,44 @@ def extract_features(
     feature_cache: FeatureCacheRoot,
     backbone: BackboneConfig,
     runtime: ExtractionConfig,
+    augmentation: AugmentationConfig,
     *,
     branch: str,
 ) -> dict[str, Any]:
-    """Bring the branch's feature cache up to date with the manifest (new/changed images only).
+    """Bring the branch's feature cache up to date with the manifest (new/changed images
+    only), and with the augmented views of the training images.
 
     Args:
-        split_manifest: Manifest with ``image_path`` and ``content_hash``.
+        split_manifest: Manifest with ``image_path``, ``content_hash`` and ``split``.
         raw_images: Store the image paths are relative to.
         feature_cache: Root of this branch's cache.
         backbone: This branch's backbone (architecture, weights, preprocessing).
         runtime: Batch size, workers, device, precision, sharding.
+        augmentation: Augmented training views (``views: 0`` for none).
         branch: The branch's name (its key under ``feature_extraction.backbones``).
 
     Returns:
         The extraction report (counts, throughput, device, precision, cache identity) with
-        the backbone config, so the trained model can rebuild its backbones.
+        the backbone config, so the trained model can rebuild its backbones, and the
+        augmentation with its counts.
     """
     extractor = build_extractor(backbone, param_key=f"feature_extraction.backbones.{branch}")
     cache = feature_cache.open(extractor.identity())
     report = update_cache(split_manifest, raw_images, extractor, cache, runtime)
-    return {**report, "branch": branch, "backbone": backbone.model_dump(mode="json")}
+    train = split_manifest[split_manifest["split"] == "train"]
+    views = augmented_rows(train, augmentation)
+    augmented: dict[str, Any] = {**augmentation.model_dump(mode="json"), "n_extracted": 0}
+    if len(views):
+        store = AugmentedViews(raw_images, augmentation)
+        augmented["n_extracted"] = update_cache(views, store, extractor, cache, runtime)[
+            "n_extracted"
+        ]
+    return {
+        **report,
+        "branch": branch,
+        "backbone": backbone.model_dump(mode="json"),
+        "augmentation": augmented,
+    }
 
 
 def collect_features(
@@ -58,14 +80,29 @@ def collect_features(
 
     Returns:
         ``content_hash`` (unique hashes of the manifest), ``features`` (float32, one row per
-        hash), ``identity`` and ``backbone`` (JSON of the backbone identity and config).
+        hash), ``identity`` and ``backbone`` (JSON of the backbone identity and config), and
+        the augmented training views: ``augmented_hash`` (the image's hash),
+        ``augmented_view`` and ``augmented_features``.
     """
     identity = extraction_report["identity"]
+    cache = feature_cache.open(identity)
     hashes = pd.unique(split_manifest["content_hash"].astype(str))
-    features = feature_cache.open(identity).load(list(hashes))
+    features = cache.load(list(hashes))
+    config = AugmentationConfig.model_validate(
+        {k: v for k, v in extraction_report.get("augmentation", {"views": 0}).items()
+         if k != "n_extracted"}
+    )  # fmt: skip
+    train = split_manifest[split_manifest["split"] == "train"].drop_duplicates("content_hash")
+    views = augmented_rows(train, config)
+    dim = features.shape[1]
     return {
         "content_hash": np.asarray(hashes, dtype=str),
         "features": features.astype(np.float32, copy=False),
         "identity": np.array(json.dumps(identity, sort_keys=True)),
         "backbone": np.array(json.dumps(extraction_report["backbone"], sort_keys=True)),
+        "augmented_hash": views["image_hash"].to_numpy(dtype=str),
+        "augmented_view": views["view_index"].to_numpy(dtype=np.int64),
+        "augmented_features": cache.load(views["content_hash"].tolist()).astype(np.float32)
+        if len(views)
+        else np.zeros((0, dim), np.float32),
     }

@@ -84,6 +84,7 @@ def create_branch_pipeline(branch: str) -> Pipeline:
                     "feature_cache",
                     "params:backbone",
                     "params:feature_extraction.runtime",
+                    "params:feature_extraction.augmentation",
                 ],
                 outputs="extraction_report",
                 name="extract_features_node",
@@ -109,6 +110,7 @@ def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline
             parameters={
                 "params:backbone": f"params:feature_extraction.backbones.{name}",
                 "params:feature_extraction.runtime": "params:feature_extraction.runtime",
+                "params:feature_extraction.augmentation": "params:feature_extraction.augmentation",
             },
             tags=["training", "inference_features", name],
         )
