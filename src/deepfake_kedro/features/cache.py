@@ -37,6 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
+from deepfake_kedro.values import utc_now
+
 logger = logging.getLogger(__name__)
 
 HASH_COLUMN = "content_hash"
@@ -184,7 +186,7 @@ class FeatureCache:
                 "feature_dim": int(feature_dim),
                 "format": "parquet",
                 "format_version": FORMAT_VERSION,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "created": utc_now(),
             }
             self._put_atomic(f"{self._dir}/{META_FILE}", json.dumps(meta, indent=2).encode())
             self._meta = meta
