@@ -12,9 +12,13 @@ from mlflow import MlflowClient
 
 from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot
 from deepfake_kedro.inference.policy import checkpoint_features
-from deepfake_kedro.ingestion import IngestionConfig, dataset_fingerprint, split_by_source
+from deepfake_kedro.ingestion import (
+    IngestionConfig,
+    dataset_fingerprint,
+    split_by_source,
+    validate_manifest,
+)
 from deepfake_kedro.io import ImageStore
-from deepfake_kedro.pipelines.data_ingestion.nodes import validate_raw_data
 from deepfake_kedro.registry.config import RegistryConfig
 from deepfake_kedro.retraining.champion import ChampionInfo, load_champion
 from deepfake_kedro.retraining.checks import (
@@ -43,7 +47,7 @@ def prepare_current_data(
     Returns:
         The split manifest (``content_hash``, ``captured_at``, ``split``...) and its fingerprint.
     """
-    validated, _ = validate_raw_data(raw_manifest, raw_images, params)
+    validated, _ = validate_manifest(raw_manifest, raw_images, params)
     split = split_by_source(validated, params.split)
     return split, dataset_fingerprint(split)
 
