@@ -84,7 +84,8 @@ def register_logged_model(
     result = {"model_name": config.model_name, **asdict(outcome), "run_id": run_id}
     client.set_tag(run_id, RUN_TAG_REGISTERED_VERSION, outcome.version or "none")
     client.log_dict(run_id, result, REGISTRATION_RESULT_ARTIFACT)
-    (logger.info if outcome.registered else logger.warning)("Registration: %s", outcome.reason)
+    # register_model logged the outcome (promotion or the failed checks) once already.
+    logger.debug("Registration: %s", outcome.reason)
     return result
 
 

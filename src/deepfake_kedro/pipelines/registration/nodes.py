@@ -145,6 +145,6 @@ def prepare_registration(
     }
     if passed:
         logger.info("Registration: validation passed, the run's model will be registered")
-    else:
-        logger.warning("Registration: no version will be registered, %s", reason)
+    else:  # the registry logs the failed checks when it registers nothing
+        logger.info("Registration: the verdict failed, no version will be registered")
     return request
