@@ -16,12 +16,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from deepfake_kedro.api.config import ApiConfig
 from deepfake_kedro.api.dependencies import ProjectInfo, load_project
 from deepfake_kedro.api.jobs import STATES, JobStore
 from deepfake_kedro.api.routes import ROUTERS
+from deepfake_kedro.api.schemas import json_safe
 from deepfake_kedro.api.security import BodySizeLimitMiddleware
 from deepfake_kedro.api.worker import Worker
 
@@ -42,6 +45,11 @@ def registered_version_finder(client: Any, model_name: str) -> Callable[[str], s
         return str(max(int(mv.version) for mv in found)) if found else None
 
     return find
+
+
+async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, encodable even when the rejected input is ``NaN`` or ``Infinity``."""
+    return JSONResponse({"detail": json_safe(jsonable_encoder(error.errors()))}, status_code=422)
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -84,6 +92,7 @@ def create_app(project: ProjectInfo, config: ApiConfig, *, start_worker: bool = 
     app.state.client = client
     app.state.worker = worker
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected)
     for router in ROUTERS:
         app.include_router(router)

@@ -49,7 +49,7 @@ class ApiConfig(BaseModel):
         tokens: Role name -> bearer tokens.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -2,10 +2,13 @@
 
 Hyperparameter overrides mirror :class:`~deepfake_kedro.training.config.TrainingConfig` field
 by field (every field optional, the same limits), so the schema follows the training config.
+Every float of a request must be finite: JSON has no ``NaN`` or ``Infinity`` (Python's parser
+accepts them), a run cannot use them, and the job's status could not report them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_origin
@@ -13,6 +16,9 @@ from typing import Annotated, Any, Literal, get_origin
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from deepfake_kedro.training.config import TrainingConfig
+
+#: The configuration of every request body: unknown keys and non-finite floats are a 422.
+REQUEST_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _partial_model(model: type[BaseModel], name: str) -> type[BaseModel]:
@@ -28,7 +34,7 @@ def _partial_model(model: type[BaseModel], name: str) -> type[BaseModel]:
         if info.metadata:
             optional = Annotated[optional, *info.metadata]
         fields[key] = (optional, Field(None, description=info.description))
-    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(name, __config__=REQUEST_CONFIG, **fields)
 
 
 Hyperparameters = _partial_model(TrainingConfig, "Hyperparameters")
@@ -43,7 +49,7 @@ Version = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,8}$", description="Model 
 class TrainRequest(BaseModel):
     """A training run of the default pipeline on one manifest."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     dataset_path: str = Field(
         ...,
@@ -63,7 +69,7 @@ class TrainRequest(BaseModel):
 class ValidateRequest(BaseModel):
     """Validation of a registered version."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     version: Version
     validation_threshold: float | None = Field(None, ge=0, le=1)
@@ -72,7 +78,7 @@ class ValidateRequest(BaseModel):
 class DeployRequest(BaseModel):
     """Make a version the champion."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     version: Version
     force: bool = Field(False, description="Deploy even if the version failed validation.")
@@ -155,6 +161,22 @@ class ErrorOut(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of an operation that answers ``codes`` with an :class:`ErrorOut`."""
     return {code: {"model": ErrorOut} for code in codes}
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with each non-finite float written as its JavaScript name (``"NaN"``,
+    ``"Infinity"``, ``"-Infinity"``), so that it encodes as strict JSON.
+
+    A 422 echoes the offending ``input``; when that input is ``NaN`` the error body itself
+    could not be encoded otherwise.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def job_out(job: Mapping[str, Any]) -> JobOut:
