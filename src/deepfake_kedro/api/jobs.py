@@ -25,7 +25,6 @@ from sqlalchemy import (
     event,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -122,11 +121,6 @@ class JobStore:
     def session(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
-
-    def ping(self) -> None:
-        """Raise if the database cannot be reached."""
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
 
     # ------------------------------------------------------------------ create and read
     def create(

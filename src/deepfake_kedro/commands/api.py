@@ -25,12 +25,12 @@ def serve(env: str | None, host: str | None, port: int | None) -> None:
 
     Settings come from conf/base/api.yml, conf/<env>/api.yml and the environment
     (DEEPFAKE_KEDRO_API_TOKENS, DEEPFAKE_KEDRO_API_DATABASE_URL). Without a token the
-    server binds only 127.0.0.1 and every endpoint is open.
+    server binds only 127.0.0.1 and every endpoint is open. The job store and the MLflow
+    store are checked first: an unusable one stops the server with the fix.
     """
-    import uvicorn
-
-    from deepfake_kedro.api.app import create_app, load_project
+    # The app (MLflow, the training code) is imported only once the stores are known usable.
     from deepfake_kedro.api.config import load_api_config
+    from deepfake_kedro.api.probes import StoreUnavailable, check_stores_at_start
     from deepfake_kedro.api.security import check_bind_host
 
     root = project_root()
@@ -44,12 +44,20 @@ def serve(env: str | None, host: str | None, port: int | None) -> None:
         check_bind_host(host, config.auth_enabled)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
+    try:  # before the project loads: kedro-mlflow would retry an unusable store for minutes
+        check_stores_at_start(root, env, config)
+    except StoreUnavailable as err:
+        raise click.ClickException(str(err)) from None
     if not config.auth_enabled:
         click.echo(
             f"WARNING: no API token configured: every endpoint is open, so the server binds "
             f"only {host}. Set DEEPFAKE_KEDRO_API_TOKENS to serve other hosts.",
             err=True,
         )
+    import uvicorn
+
+    from deepfake_kedro.api.app import create_app, load_project
+
     try:
         project = load_project(env, root)
     except ValueError as err:
