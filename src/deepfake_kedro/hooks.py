@@ -192,3 +192,67 @@ def _runtime_model_uri(run_params: dict[str, Any]) -> str | None:
     """The ``model_uri`` runtime parameter (``--params model_uri=...``) of a run, if any."""
     value = (run_params.get("runtime_params") or {}).get("model_uri")
     return (str(value).strip() or None) if value else None
+
+
+#: Outputs that make a run a writer of data/ and the registry: the split the training reads,
+#: the checkpoint, the validation verdict (and a revalidated version's tags), a registration.
+LOCKED_OUTPUTS = frozenset(
+    {"split_manifest", "fusion_checkpoint", "validation_verdict", "registration_request"}
+)
+
+
+class ProjectLockHooks:
+    """Hold the project lock (:mod:`deepfake_kedro.project_lock`) while a writer runs.
+
+    A run whose pipeline produces one of :data:`LOCKED_OUTPUTS` (``__default__``,
+    ``data_ingestion``, ``ensemble_training``, ``validation``, ``registration``) takes the lock
+    before any other ``before_pipeline_run`` hook (a wrapper, so a refused run opens no MLflow
+    run) and gives it back after every ``after_pipeline_run`` / ``on_pipeline_error`` hook
+    (registration and promotion included). Inside ``kedro retrain`` the lock is already held
+    by the command: its sessions pass (the lock is re-entrant for its holder).
+    """
+
+    def __init__(self) -> None:
+        self._lock: Any = None
+
+    @hook_impl(wrapper=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> Any:
+        from deepfake_kedro.project_lock import ProjectLock
+
+        self._release()  # a run of this process that ended without either closing hook
+        if LOCKED_OUTPUTS & set(pipeline.all_outputs()):
+            self._lock = ProjectLock(
+                _run_command(run_params), project=run_params.get("project_path")
+            ).acquire()
+        try:
+            return (yield)
+        except BaseException:  # a later hook refused the run: no closing hook will come
+            self._release()
+            raise
+
+    @hook_impl(wrapper=True)
+    def after_pipeline_run(self) -> Any:
+        try:
+            return (yield)
+        finally:
+            self._release()
+
+    @hook_impl(wrapper=True)
+    def on_pipeline_error(self) -> Any:
+        try:
+            return (yield)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+
+def _run_command(run_params: dict[str, Any]) -> str:
+    """``kedro run --pipelines <names>`` (plus the env) for the lock's holder record."""
+    names = run_params.get("pipeline_names") or []
+    command = "kedro run" + (f" --pipelines {','.join(names)}" if names else "")
+    env = run_params.get("env")
+    return command + (f" --env {env}" if env else "")

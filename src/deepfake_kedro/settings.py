@@ -12,6 +12,7 @@ from deepfake_kedro.api.progress import ProgressHooks
 from deepfake_kedro.hooks import (
     MlflowLineageHooks,
     ProblemReportHooks,
+    ProjectLockHooks,
     RegistrationHooks,
     RevalidationHooks,
 )
@@ -33,6 +34,7 @@ def _project_root() -> str:
 # `params:` inputs with pydantic models (kedro.validation).
 HOOKS = (
     ProjectHooks(),
+    ProjectLockHooks(),  # every writer run holds the project lock (deepfake_kedro.project_lock)
     ProblemReportHooks(),
     MlflowLineageHooks(),
     RegistrationHooks(),

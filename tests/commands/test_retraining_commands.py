@@ -1,8 +1,9 @@
 """kedro retrain end to end on tiny data with a real SQLite MLflow store, and the Airflow DAG.
 
 The tests share one copy of the project and run in order: (a)+(d) two concurrent retrains
-without a champion (one trains, the other finds the lock held), (b) nothing new (no training,
-the decision says why), (c) new data whose labels break the champion (degradation triggers).
+without a champion (one trains through its own sessions under the project lock; the other, and
+a `kedro run` started meanwhile, find the lock held), (b) nothing new (no training, the
+decision says why), (c) new data whose labels break the champion (degradation triggers).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from PIL import Image, PngImagePlugin
 # Tiny data and backbones; every gate open so that the first retrain's model becomes champion.
 PARAMETERS = tiny_parameters(OPEN_GATE, {"validation": {"robustness": {"enabled": False}}})
 MODEL = "deepfake-detector"
-LOCKED = "another retraining holds the lock"
+LOCKED = "not started: the project is locked by"
+OWNER = "data/09_scheduler/project.lock.owner"
 pytestmark = pytest.mark.slow
 
 
@@ -58,35 +60,23 @@ def project(tmp_path_factory) -> Path:
     return path
 
 
-def _ensure_champion(project: Path, training_run_id: str) -> str:
-    """The champion registration made, or (until registration writes one) one registered here
-    the way registration does, from the training run's checkpoint and split manifest."""
-    from deepfake_kedro.ingestion import dataset_fingerprint
-    from deepfake_kedro.registry.operations import register_model
-
+def _champion(project: Path) -> str:
+    """The champion the training run's registration made."""
     client = _client(project)
-    try:
-        return str(client.get_model_version_by_alias(MODEL, "champion").version)
-    except Exception:  # no registered model or no alias yet
-        pass
-    data = project / "data"
-    client.log_artifact(training_run_id, str(data / "06_models/fusion_checkpoint.pt"), "checkpoint")
-    client.log_artifact(training_run_id, str(data / "03_primary/split_manifest.parquet"), "data")
-    fingerprint = dataset_fingerprint(pd.read_parquet(data / "03_primary/split_manifest.parquet"))
-    test_auc = client.get_run(training_run_id).data.metrics["validation.test_auc"]
-    result = register_model(
-        client,
-        {"model_name": MODEL},
-        model_uri=f"runs:/{training_run_id}/checkpoint",
-        run_id=training_run_id,
-        verdict={"passed": True},
-        metrics={"test_auc": test_auc},
-        tags={
-            "dataset_fingerprint": fingerprint["fingerprint"],
-            "data_newest_captured_at": fingerprint["newest_captured_at"],
-        },
-    )
-    return str(result.champion)
+    return str(client.get_model_version_by_alias(MODEL, "champion").version)
+
+
+def _wait_for_holder(project: Path, process: subprocess.Popen, command: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            owner = json.loads((project / OWNER).read_text())
+        except (OSError, ValueError):
+            owner = {}
+        if owner.get("pid") == process.pid and owner.get("command") == command:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{command} (pid {process.pid}) never held the project lock")
 
 
 def _runs(project: Path, name: str) -> list:
@@ -104,8 +94,9 @@ def _runs(project: Path, name: str) -> list:
 def test_a_d_without_champion_one_of_two_concurrent_retrains_trains(project, timings):
     command = [sys.executable, "-m", "kedro", "retrain"]
     started = time.perf_counter()
-    first, second = [
-        subprocess.Popen(
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
             command,
             cwd=project,
             env=_env(),
@@ -113,9 +104,19 @@ def test_a_d_without_champion_one_of_two_concurrent_retrains_trains(project, tim
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+
+    first, second = start(), None
+    try:
+        _wait_for_holder(project, first, "kedro retrain")
+        second = start()
+        # A training `kedro run` meanwhile: refused too, before it opens an MLflow run.
+        run = kedro(project, "run", check=False, environ=_env())
+        outputs = [first.communicate(timeout=600)[0], second.communicate(timeout=600)[0]]
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
     timings["retrain without champion (check + training), s"] = time.perf_counter() - started
     codes = [first.returncode, second.returncode]
     assert codes == [0, 0], outputs
@@ -124,12 +125,21 @@ def test_a_d_without_champion_one_of_two_concurrent_retrains_trains(project, tim
     assert len(trained) == 1 and len(locked) == 1, outputs
     assert "retrain: yes" in trained[0] and "no champion is registered" in trained[0]
     assert "Training" not in locked[0].replace(LOCKED, "")
+    assert f"pid {first.pid} (`kedro retrain`" in locked[0]
+
+    run_output = run.stdout + run.stderr
+    assert run.returncode == 1 and "Traceback" not in run_output, run_output
+    assert f"Error: `kedro run` {LOCKED} pid {first.pid} (`kedro retrain`, since " in run.stderr
+
     decision = _decision(project)
     assert decision["retrain"] and decision["checks"]["champion"]["triggered"]
     training_runs = _runs(project, "__default__")
-    assert len(training_runs) == 1
+    assert len(training_runs) == 1  # the retrain's own; the refused run opened none
     assert (project / "data/06_models/fusion_checkpoint.pt").is_file()
-    _ensure_champion(project, training_runs[0].info.run_id)
+    # Trained and registered through its own sessions while it held the lock.
+    versions = _client(project).search_model_versions(f"name = '{MODEL}'")
+    assert [v.run_id for v in versions] == [training_runs[0].info.run_id]
+    assert _champion(project) == str(versions[0].version)
 
 
 def test_b_nothing_new_is_a_quick_no_op_that_says_why(project, timings):

@@ -194,6 +194,58 @@ def test_rollback_without_previous_champion_says_how_to_fix(client):
         rollback(client, RegistryConfig())
 
 
+def test_rollback_refuses_a_previous_champion_that_failed_validation_unless_forced(client):
+    config = RegistryConfig()
+    _register(client, config, 0.95)
+    bad = _failed_version(client)
+    deploy(client, config, bad, force=True)
+    deploy(client, config, "1")  # champion 1 again; the failed version is previous-champion
+    assert _aliases(client)[PREVIOUS_CHAMPION] == bad
+    with pytest.raises(
+        ValueError,
+        match=rf"refusing to roll back to version {bad} .*below validation_threshold.*--force",
+    ):
+        rollback(client, config)
+    assert (_aliases(client)[CHAMPION], _aliases(client)[PREVIOUS_CHAMPION]) == ("1", bad)
+
+    message = rollback(client, config, force=True)
+    assert "forced" in message
+    assert (_aliases(client)[CHAMPION], _aliases(client)[PREVIOUS_CHAMPION]) == (bad, "1")
+    assert _tags(client, bad)["forced_deploy"] == "true"
+    assert _tags(client, bad)["champion_via"] == "rollback"
+
+
+@pytest.mark.parametrize("version", ["abc", "0", "-1", "1.5", ""])
+def test_a_version_that_is_not_a_number_is_a_clear_error(client, version):
+    _register(client, RegistryConfig(), 0.95)
+    with pytest.raises(ValueError, match=r"is not a version of 'deepfake-detector'.*existing: 1"):
+        deploy(client, RegistryConfig(), version)
+
+
+def test_promotion_compares_with_the_champion_as_it_is_when_it_moves(client, monkeypatch):
+    """A writer outside the project lock moves the champion while a candidate is compared:
+    the candidate is compared again, with the new champion."""
+    config = RegistryConfig()
+    _register(client, config, 0.90)  # version 1: champion
+    outside = _register(client, config, 0.99, fingerprint="fp-b")  # version 2: not comparable
+    assert not outside.promoted
+    compare = operations._compare
+    calls = []
+
+    def champion_moves_meanwhile(candidate, champion, *args):
+        calls.append(str(champion.version))
+        if len(calls) == 1:
+            deploy(client, config, outside.version)  # e.g. from the MLflow UI
+        return compare(candidate, champion, *args)
+
+    monkeypatch.setattr(operations, "_compare", champion_moves_meanwhile)
+    result = _register(client, config, 0.95)  # version 3: better than 1, not comparable to 2
+    assert calls == ["1", "2"]
+    assert not result.promoted and result.champion == "2"
+    assert "stays 2" in result.reason and "dataset_fingerprint" in result.reason
+    assert _aliases(client)[CHAMPION] == "2"
+
+
 def _five_versions_champion_2(client: MlflowClient, config: RegistryConfig) -> list[str]:
     runs = [_run(client) for _ in range(5)]
     for i, run_id in enumerate(runs):

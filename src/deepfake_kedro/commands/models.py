@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import click
 
-from deepfake_kedro.commands._project import ENV_OPTION, project_context
+from deepfake_kedro.commands._project import ENV_OPTION, project_context, project_root
 
 
 def _registry(env: str | None) -> tuple[Any, Any]:
@@ -33,12 +35,33 @@ def _registry(env: str | None) -> tuple[Any, Any]:
     return client, config
 
 
-def _run(operation: Any) -> Any:
-    """Turn the registry's ValueErrors (refusals, unknown versions) into clean CLI errors."""
+def _run(operation: Callable[[], Any]) -> Any:
+    """Turn the registry's ValueErrors (refusals, unknown versions) into clean CLI errors
+    (``DEEPFAKE_KEDRO_DEBUG=1``: with their traceback)."""
+    from deepfake_kedro.user_errors import debugging
+
     try:
         return operation()
     except ValueError as err:
+        if debugging():
+            raise
         raise click.ClickException(str(err)) from err
+
+
+@contextmanager
+def writing(command: str) -> Iterator[None]:
+    """Hold the project lock (:mod:`deepfake_kedro.project_lock`) while ``command`` writes
+    the registry; another writer holding it is a one-line error."""
+    from deepfake_kedro.project_lock import LockHeldError, LockSettingError, ProjectLock
+
+    try:
+        lock = ProjectLock(command, project=project_root()).acquire()
+    except (LockHeldError, LockSettingError) as err:
+        raise click.ClickException(str(err)) from err
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @click.group(name="models")
@@ -73,18 +96,25 @@ def deploy(env: str | None, version: str, force: bool) -> None:
     """Make VERSION the champion; the current champion becomes previous-champion."""
     from deepfake_kedro.registry.operations import deploy as deploy_version
 
-    client, config = _registry(env)
-    click.echo(_run(lambda: deploy_version(client, config, version, force=force)))
+    with writing(f"kedro models deploy {version}"):
+        client, config = _registry(env)
+        click.echo(_run(lambda: deploy_version(client, config, version, force=force)))
 
 
 @models.command()
 @ENV_OPTION
-def rollback(env: str | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Roll back even to a previous champion that did not pass validation.",
+)
+def rollback(env: str | None, force: bool) -> None:
     """Swap champion and previous-champion (run it again to undo)."""
     from deepfake_kedro.registry.operations import rollback as rollback_champion
 
-    client, config = _registry(env)
-    click.echo(_run(lambda: rollback_champion(client, config)))
+    with writing("kedro models rollback"):
+        client, config = _registry(env)
+        click.echo(_run(lambda: rollback_champion(client, config, force=force)))
 
 
 @models.command()
@@ -96,12 +126,13 @@ def cleanup(env: str | None, keep: int | None, archive_dir: str | None, dry_run:
     """Delete all but the newest versions, never an aliased one; archive each record first."""
     from deepfake_kedro.registry.operations import cleanup as cleanup_versions
 
-    client, config = _registry(env)
-    if keep is not None:
-        config = config.model_copy(update={"keep_versions": keep})
-    deleted = _run(
-        lambda: cleanup_versions(client, config, archive_dir=archive_dir, dry_run=dry_run)
-    )
+    with nullcontext() if dry_run else writing("kedro models cleanup"):
+        client, config = _registry(env)
+        if keep is not None:
+            config = config.model_copy(update={"keep_versions": keep})
+        deleted = _run(
+            lambda: cleanup_versions(client, config, archive_dir=archive_dir, dry_run=dry_run)
+        )
     verb = "Would delete" if dry_run else "Deleted"
     click.echo(f"{verb} {len(deleted)} version(s) of '{config.model_name}'" + (
         f": {', '.join(deleted)}" if deleted else ""

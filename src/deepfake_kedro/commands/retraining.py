@@ -1,8 +1,8 @@
 """``kedro retrain`` (check, and train only when needed) and ``kedro schedule`` (run it daily).
 
 Exit codes of ``kedro retrain``: 0 when it finished (trained or nothing to do) and when another
-retraining holds the lock (it says so and starts nothing); 1 when the check or the training run
-failed (the message names which); 2 for a usage error (click).
+writer holds the project lock (it says who and starts nothing); 1 when the check or the
+training run failed (the message names which); 2 for a usage error (click).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 CHECK_PIPELINE = "retraining"
 TRAINING_PIPELINE = "__default__"
 DECISION_DATASET = "retraining_decision"
-#: Exit code when another retraining holds the lock (documented in docs/retraining.md).
+#: Exit code when another writer holds the project lock (documented in docs/retraining.md).
 EXIT_LOCKED = 0
 
 PARAMS_OPTION = params_option(
@@ -81,7 +81,9 @@ def run_retraining(
 ) -> dict[str, Any]:
     """Run the checks and, when they say so (or ``force``), the training pipeline.
 
-    One KedroSession per run. The caller holds the lock.
+    One KedroSession per run. The caller holds the project lock; the sessions' own lock hook
+    passes under it (the lock is re-entrant for its holder). Ctrl-C or SIGTERM ends the
+    runs' MLflow runs as KILLED.
 
     Returns:
         The decision, with ``trained`` (bool) and the run times added.
@@ -117,13 +119,14 @@ def run_retraining(
         try:
             session.run(pipeline_names=[TRAINING_PIPELINE])
         except Exception as err:
+            _close_mlflow_runs()
             raise click.ClickException(
                 f"the training run (kedro run, pipeline {TRAINING_PIPELINE}) failed after the "
                 f"check decided to retrain: {type(err).__name__}: {err}. Fix the cause and run "
                 "kedro retrain again (the data changed, so it retrains; or use --force)"
             ) from err
-        finally:
-            _close_mlflow_runs()
+        # Not on Ctrl-C/SIGTERM: `interruptible` ends those runs as KILLED, not FINISHED.
+        _close_mlflow_runs()
     decision["trained"] = True
     decision["train_seconds"] = round(time.perf_counter() - started, 2)
     click.echo(f"Training finished in {decision['train_seconds']} s.")
@@ -138,20 +141,28 @@ def run_retraining(
 def retrain(env: str | None, params: dict[str, Any], force: bool, dry_run: bool) -> None:
     """Check whether the champion needs retraining; if so, train (ingestion to registration).
 
-    Holds a lock for the whole run: a second kedro retrain meanwhile says so and exits 0.
+    Holds the project lock for the whole run: another writer meanwhile (a second kedro
+    retrain, a kedro run that trains, kedro models deploy) is refused; if another writer
+    holds it, this one says who and exits 0.
     """
-    from deepfake_kedro.retraining.lock import LockHeldError, retraining_lock
+    from deepfake_kedro.interrupts import interruptible
+    from deepfake_kedro.project_lock import LockHeldError, LockSettingError, ProjectLock
 
     project = project_root()
     # The lock comes first: nothing (not even the MLflow store's creation) runs twice at once.
-    config = _retraining_config(bootstrap.parameters(project, env, params))
-    lock_file = project / config.lock_file
     try:
-        with retraining_lock(lock_file):
-            run_retraining(project, env, params, force=force, dry_run=dry_run)
+        lock = ProjectLock("kedro retrain", project=project).acquire()
+    except LockSettingError as err:
+        raise click.ClickException(str(err)) from err
     except LockHeldError as err:
         click.echo(f"{err}. Exiting.")
         sys.exit(EXIT_LOCKED)
+    try:
+        _retraining_config(bootstrap.parameters(project, env, params))
+        with interruptible("kedro retrain"):
+            run_retraining(project, env, params, force=force, dry_run=dry_run)
+    finally:
+        lock.release()
 
 
 def _check_job(project: Path, env: str | None) -> None:
@@ -164,13 +175,16 @@ def _check_job(project: Path, env: str | None) -> None:
         raise RuntimeError(f"kedro retrain exited with code {result.returncode}")
 
 
-def _cleanup_job(env: str | None) -> None:
-    """Delete old model versions as ``kedro models cleanup`` does (aliased ones are kept)."""
+def _cleanup_job(project: Path, env: str | None) -> None:
+    """Delete old model versions as ``kedro models cleanup`` does (aliased ones are kept),
+    holding the project lock (a writer holding it fails the job; the next week's runs)."""
     from deepfake_kedro.commands.models import _registry
+    from deepfake_kedro.project_lock import project_lock
     from deepfake_kedro.registry.operations import cleanup
 
-    client, config = _registry(env)
-    deleted = cleanup(client, config)
+    with project_lock("kedro schedule (weekly_model_cleanup)", project=project):
+        client, config = _registry(env)
+        deleted = cleanup(client, config)
     logger.info(
         "cleanup deleted %d version(s) of '%s': %s", len(deleted), config.model_name, deleted
     )
@@ -205,7 +219,7 @@ def schedule(env: str | None, list_jobs: bool) -> None:
     scheduler = build_scheduler(
         config,
         lambda: _check_job(project, env),
-        lambda: _cleanup_job(env),
+        lambda: _cleanup_job(project, env),
         state=ScheduleState(project / config.state_file),
         **({"scheduler_factory": factory} if factory else {}),
     )

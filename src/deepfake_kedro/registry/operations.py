@@ -20,6 +20,11 @@ Atomicity: registration creates the version with ``mlflow.register_model`` (tags
 creation, waiting for ``READY``), sets ``challenger`` and only then promotes. An exception
 anywhere before the final champion move leaves ``champion`` as it was; re-running the same
 registration (same model URI) reuses the version it created instead of adding another.
+
+Concurrency: every writer holds the project lock (:mod:`deepfake_kedro.project_lock`: training
+runs with their registration, deploy, rollback, cleanup), so no other writer of this project
+moves an alias meanwhile. A promotion still reads the champion again just before it moves it
+and compares again if it moved (a writer outside the lock: the MLflow UI, another machine).
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ TAIL_COLUMNS = (TAG_FINGERPRINT, "run_id")
 
 # Float noise must not decide a promotion: 0.96 - 0.95 is 0.00999... in binary.
 _TOLERANCE = 1e-12
+# Comparisons against a champion that another writer moved meanwhile, before giving up.
+_PROMOTION_ATTEMPTS = 3
 
 
 @dataclass
@@ -198,30 +205,50 @@ def promote_if_better(
         )
         logger.warning(reason)
         return False, reason
-    champion_version = _aliases(client, name).get(CHAMPION)
-    if champion_version == version:
-        reason = f"version {version} is already the {CHAMPION} of '{name}'"
-        logger.info(reason)
-        return False, reason
-    if champion_version is None:
+    for _ in range(_PROMOTION_ATTEMPTS):
+        # The champion as it is now, not as it was when the run started.
+        champion_version = _aliases(client, name).get(CHAMPION)
+        if champion_version == version:
+            reason = f"version {version} is already the {CHAMPION} of '{name}'"
+            logger.info(reason)
+            return False, reason
+        if champion_version is None:
+            why = "there was no champion"
+        else:
+            champion = _get_version(client, name, champion_version)
+            better, why, level = _compare(candidate, champion, config, champion_baseline)
+            if not better:
+                reason = (
+                    f"version {version} is not promoted, {CHAMPION} stays {champion_version}: "
+                    f"{why}"
+                )
+                logger.log(level, reason)
+                return False, reason
+        # Moved by a writer outside the project lock (the MLflow UI, another machine) while
+        # this one compared: compare with the new champion instead.
+        moved_to = _aliases(client, name).get(CHAMPION)
+        if moved_to != champion_version:
+            logger.warning(
+                "%s of '%s' moved from %s to %s while version %s was compared; comparing again",
+                CHAMPION, name, champion_version, moved_to, version,
+            )
+            continue
         _move_champion(client, name, version, via="auto")
-        reason = f"version {version} is now {CHAMPION} of '{name}' (there was no champion)"
+        if champion_version is None:
+            reason = f"version {version} is now {CHAMPION} of '{name}' ({why})"
+        else:
+            reason = (
+                f"version {version} promoted to {CHAMPION} of '{name}' ({why}); "
+                f"version {champion_version} is now {PREVIOUS_CHAMPION}"
+            )
         logger.info(reason)
         return True, reason
-
-    champion = _get_version(client, name, champion_version)
-    better, why, level = _compare(candidate, champion, config, champion_baseline)
-    if not better:
-        reason = f"version {version} is not promoted, {CHAMPION} stays {champion_version}: {why}"
-        logger.log(level, reason)
-        return False, reason
-    _move_champion(client, name, version, via="auto")
     reason = (
-        f"version {version} promoted to {CHAMPION} of '{name}' ({why}); "
-        f"version {champion_version} is now {PREVIOUS_CHAMPION}"
+        f"version {version} is not promoted: {CHAMPION} of '{name}' kept moving while it was "
+        f"compared ({_PROMOTION_ATTEMPTS} times); deploy it explicitly if intended"
     )
-    logger.info(reason)
-    return True, reason
+    logger.warning(reason)
+    return False, reason
 
 
 def deploy(
@@ -250,59 +277,80 @@ def deploy(
     client, config = _client(client), _config(config)
     name, version = config.model_name, str(version)
     target = _get_version(client, name, version)
-    passed = target.tags.get(TAG_VALIDATION_PASSED)
-    if passed != "true":
-        failed = (
-            target.tags.get(TAG_VALIDATION_FAILED)
-            or target.tags.get(TAG_VALIDATION_SUMMARY)
-            or "no failed checks recorded on the version"
-        )
-        if not force:
-            raise ValueError(
-                f"refusing to deploy version {version} of '{name}': it did not pass validation "
-                f"({TAG_VALIDATION_PASSED}={passed or 'missing'}; failed checks: {failed}). "
-                "Deploy a validated version, or pass force=True (CLI: --force) to deploy it "
-                "anyway."
-            )
-        logger.warning(
-            "Force-deploying version %s of '%s', which did not pass validation: %s",
-            version,
-            name,
-            failed,
-        )
+    passed = _passed_or_refuse(target, name, "deploy", force=force)
     current = _aliases(client, name).get(CHAMPION)
     if current == version:
         message = f"version {version} is already the {CHAMPION} of '{name}'; nothing changed"
         logger.info(message)
         return message
-    if passed != "true":
+    if not passed:
         # Tagged before the move, so a forced champion is never untagged.
         client.set_model_version_tag(name, version, TAG_FORCED_DEPLOY, "true")
-    _move_champion(client, name, version, via="deploy")
+    current = _move_champion(client, name, version, via="deploy")
     message = f"{CHAMPION} of '{name}' is now version {version}" + (
         f" (was {current}, now {PREVIOUS_CHAMPION})" if current else ""
     )
-    if passed != "true":
+    if not passed:
         message += " [forced: it did not pass validation]"
     logger.info(message)
     return message
 
 
-def rollback(client: MlflowClient | None, config: RegistryConfig | Mapping[str, Any]) -> str:
+def _passed_or_refuse(target: ModelVersion, name: str, action: str, *, force: bool) -> bool:
+    """Whether ``target`` passed validation; if not, refuse to ``action`` it unless ``force``.
+
+    Raises:
+        ValueError: if it did not pass and ``force`` is false (names the failed checks).
+    """
+    passed = target.tags.get(TAG_VALIDATION_PASSED)
+    if passed == "true":
+        return True
+    failed = (
+        target.tags.get(TAG_VALIDATION_FAILED)
+        or target.tags.get(TAG_VALIDATION_SUMMARY)
+        or "no failed checks recorded on the version"
+    )
+    if not force:
+        raise ValueError(
+            f"refusing to {action} version {target.version} of '{name}': it did not pass "
+            f"validation ({TAG_VALIDATION_PASSED}={passed or 'missing'}; failed checks: "
+            f"{failed}). Deploy a validated version, or pass force=True (CLI: --force) to "
+            f"{action} it anyway."
+        )
+    logger.warning(
+        "Forced %s of version %s of '%s', which did not pass validation: %s",
+        action,
+        target.version,
+        name,
+        failed,
+    )
+    return False
+
+
+def rollback(
+    client: MlflowClient | None,
+    config: RegistryConfig | Mapping[str, Any],
+    *,
+    force: bool = False,
+) -> str:
     """Swap ``champion`` and ``previous-champion``; a second rollback undoes the first.
 
     The version rolled back from is tagged ``rolled_back=true`` (cleared if it becomes
-    champion again) and ``rolled_back_at``.
+    champion again) and ``rolled_back_at``. As with :func:`deploy`, a previous champion that
+    did not pass validation (it was force-deployed) is reinstated only with ``force``, and
+    then tagged ``forced_deploy=true``.
 
     Args:
         client: MLflow client; ``None`` creates one on the active tracking URI.
         config: Registry settings.
+        force: Roll back even to a version that did not pass validation.
 
     Returns:
         A one-line description of what changed.
 
     Raises:
-        ValueError: If there is no champion or no distinct previous champion.
+        ValueError: If there is no champion or no distinct previous champion, or the previous
+            champion did not pass validation and ``force`` is false.
     """
     client, config = _client(client), _config(config)
     name = config.model_name
@@ -323,6 +371,10 @@ def rollback(client: MlflowClient | None, config: RegistryConfig | Mapping[str, 
             f"cannot roll back '{name}': '{CHAMPION}' and '{PREVIOUS_CHAMPION}' both point at "
             f"version {current} (an interrupted promotion?). Deploy a specific version instead."
         )
+    target = _get_version(client, name, previous)
+    passed = _passed_or_refuse(target, name, "roll back to", force=force)
+    if not passed:
+        client.set_model_version_tag(name, previous, TAG_FORCED_DEPLOY, "true")
     now = utc_now()
     client.set_model_version_tag(name, current, TAG_ROLLED_BACK, "true")
     client.set_model_version_tag(name, current, TAG_ROLLED_BACK_AT, now)
@@ -334,6 +386,8 @@ def rollback(client: MlflowClient | None, config: RegistryConfig | Mapping[str, 
         f"rolled back '{name}': {CHAMPION} is now version {previous} "
         f"(was {current}, now {PREVIOUS_CHAMPION}; roll back again to undo)"
     )
+    if not passed:
+        message += " [forced: it did not pass validation]"
     logger.info(message)
     return message
 
@@ -562,16 +616,26 @@ def find_version(
 
 
 def _get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    version = str(version).strip()
+    if not version.isdigit() or int(version) < 1:
+        raise ValueError(
+            f"{version!r} is not a version of '{name}': versions are whole numbers from 1 "
+            f"(existing: {_existing(client, name)}; list them with list_versions / the list "
+            "command)"
+        )
     try:
         return client.get_model_version(name, version)
     except MlflowException as error:
         if error.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        existing = [str(mv.version) for mv in _all_versions(client, name)]
         raise ValueError(
             f"model '{name}' has no version {version}; existing versions: "
-            f"{', '.join(existing) or 'none'} (list them with list_versions / the list command)"
+            f"{_existing(client, name)} (list them with list_versions / the list command)"
         ) from error
+
+
+def _existing(client: MlflowClient, name: str) -> str:
+    return ", ".join(str(mv.version) for mv in _all_versions(client, name)) or "none"
 
 
 def _all_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
@@ -710,14 +774,16 @@ def _by_margin(
     return False, f"{shown}: not better by the margin", logging.INFO
 
 
-def _move_champion(client: MlflowClient, name: str, version: str, *, via: str) -> None:
-    """Point ``champion`` at ``version`` in one alias move, keeping the old one as previous."""
+def _move_champion(client: MlflowClient, name: str, version: str, *, via: str) -> str | None:
+    """Point ``champion`` at ``version`` in one alias move, keeping the old one as previous;
+    the old champion (read just before the move), or ``None``."""
     old = _aliases(client, name).get(CHAMPION)
     if old is not None and old != version:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, old)
     # The only write to `champion`: it moves from old to new, it is never deleted.
     client.set_registered_model_alias(name, CHAMPION, version)
     _record_stint(client, name, version, old, via=via, now=utc_now())
+    return old
 
 
 def _record_stint(

@@ -141,8 +141,6 @@ class RetrainingConfig(BaseModel):
         freshness: Age of the champion and of its data.
         degradation: AUC of the champion on new labelled data.
         drift: Embedding drift of new data.
-        lock_file: Lock file (relative to the project) held by ``kedro retrain`` for its whole
-            run; a second run finds it held and exits.
         schedule: ``kedro schedule`` settings.
     """
 
@@ -152,5 +150,4 @@ class RetrainingConfig(BaseModel):
     freshness: FreshnessConfig = Field(default_factory=FreshnessConfig)
     degradation: DegradationConfig = Field(default_factory=DegradationConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
-    lock_file: str = Field("data/09_scheduler/retraining.lock", min_length=1)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
