@@ -1,12 +1,16 @@
 """End to end against a real ``kedro api serve`` (uvicorn) on 127.0.0.1, in a project copy.
 
 Jobs run the real pipelines on tiny demo data (40 images of 64 px, tiny backbones): submit,
-idempotency, cancel, a crash of the server while a job runs, recovery, completion with an
-MLflow run (system metrics included) and a registered version, then validate and deploy.
+idempotency, cancel, a crash of the server and its run while a job runs, recovery, completion
+with an MLflow run (system metrics included) and a registered version, then validate and
+deploy; a crash of the server alone, whose run goes on: followed by the next server, and
+never trained again once it finished.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -104,6 +108,14 @@ def server(project):
     server.stop()
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie its dead parent left counts as exited)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def job(server: Server, job_id: str) -> dict[str, Any]:
     response = server.client(READ).get(f"/v1/train/status/{job_id}")
     assert response.status_code == 200, response.text
@@ -177,6 +189,10 @@ def test_jobs_survive_a_server_crash_and_complete(server, project):
     store = JobStore(f"sqlite:///{project / 'data/api/jobs.db'}")
     assert store.get(job_id)["state"] == "running"
     orphan = store.get(job_id)["pid"]
+    first_run = store.get(job_id)["mlflow_run_id"]
+    assert first_run
+    os.killpg(orphan, signal.SIGKILL)  # and the run dies too (the machine went down): half-done
+    wait_for(lambda: gone(orphan), 60, "the orphaned run to die")
     server.start()
     assert job(server, job_id)["attempts"] in (1, 2)  # re-queued (and perhaps re-claimed)
     assert not psutil.pid_exists(orphan) or psutil.Process(orphan).status() == psutil.STATUS_ZOMBIE
@@ -191,6 +207,8 @@ def test_jobs_survive_a_server_crash_and_complete(server, project):
     assert done["finished_at"] >= done["started_at"] >= done["created_at"]
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    assert first_run != done["mlflow_run_id"]
+    assert client.get_run(first_run).info.status == "KILLED"  # ended by the recovery
     run = client.get_run(done["mlflow_run_id"])
     assert run.data.params["ensemble_training.epochs"] == "2"
     assert run.data.params["ensemble_training.fusion.dropout"] == "0.1"
@@ -239,7 +257,52 @@ def test_cancel_a_running_job_stops_its_process(server, project):
     job_id = api.post("/v1/train/ensemble", json=TRAIN).json()["job_id"]
     store = JobStore(f"sqlite:///{project / 'data/api/jobs.db'}")
     pid = wait_for(lambda: store.get(job_id)["pid"], 120, "the job to start")
+    run_id = wait_for(lambda: store.get(job_id)["mlflow_run_id"], 120, "the job's MLflow run")
     assert api.post(f"/v1/train/jobs/{job_id}/cancel").json()["cancel_requested"]
     final = wait_for(lambda: (j := job(server, job_id))["state"] != "running" and j, 60, "cancel")
     assert final["state"] == "cancelled" and final["error"] == "cancelled while running"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    status = MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(run_id).info.status
+    assert status == "KILLED"
+
+
+def test_a_run_that_outlives_the_server_is_followed_and_never_trained_twice(server, project):
+    api = server.client()
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    store = JobStore(f"sqlite:///{project / 'data/api/jobs.db'}")
+
+    def versions(where: str = "name = 'deepfake-detector'") -> set[str]:
+        return {str(mv.version) for mv in client.search_model_versions(where)}
+
+    before = versions()
+    job_id = api.post("/v1/train/ensemble", json=TRAIN).json()["job_id"]
+    wait_for(lambda: job(server, job_id)["stage"], 120, "the job to start a node")
+    orphan = store.get(job_id)["pid"]
+    server.stop(signal.SIGKILL)  # the API crashes; its kedro run goes on
+    server.start()
+    # The run still goes on: the new server follows it instead of starting a second one.
+    followed = store.get(job_id)
+    assert followed["state"] == "running" and followed["attempts"] == 1, followed["error"]
+    assert followed["pid"] == orphan and followed["worker"].endswith(f":{server.process.pid}")
+
+    server.stop(signal.SIGKILL)  # crash again; this time the run finishes while no API is up
+    wait_for(lambda: gone(orphan), 400, "the orphaned run to finish")
+    progress = json.loads((project / f"data/api/jobs/{job_id}/progress.json").read_text())
+    assert progress["status"] == "finished", progress
+    server.start()
+    done = job(server, job_id)
+    log = store.get(job_id)["log_path"]
+    assert done["state"] == "succeeded", f"{done['error']}\n{Path(log).read_text()[-3000:]}"
+    assert done["attempts"] == 1 and done["error"] is None
+    assert done["progress"]["nodes_done"] == done["progress"]["nodes_total"]
+    time.sleep(3)  # nothing is queued or started again
+    for state in ("queued", "running"):
+        assert api.get("/v1/train/jobs", params={"state": state}).json()["total"] == 0
+    assert store.get(job_id)["attempts"] == 1
+
+    run_id = done["mlflow_run_id"]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    registered = versions(f"run_id = '{run_id}'")
+    assert versions() - before == registered  # one run, at most one new version
+    if (ROOT / "src/deepfake_kedro/pipelines/registration/pipeline.py").exists():
+        assert len(registered) == 1 and done["registered_version"] == registered.pop()

@@ -2,12 +2,16 @@
 
 The jobs run small ``python -c`` scripts instead of ``kedro run`` (the end-to-end tests in
 test_server.py run the real pipelines); the worker executes whatever command a job holds.
+MLflow is a fake with the same questions (run status, registered version, ending a run).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -20,6 +24,7 @@ import pytest
 from deepfake_kedro.api.config import ApiConfig
 from deepfake_kedro.api.jobs import JobStore
 from deepfake_kedro.api.progress import PROGRESS_FILE_ENV, ProgressHooks
+from deepfake_kedro.api.tracking import RunRecord
 from deepfake_kedro.api.worker import RUN_CONFIG_PLACEHOLDER, Worker, kedro_run_command
 
 
@@ -32,12 +37,37 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+class FakeRuns:
+    """MLflow as the worker sees it: run statuses, registered versions, the runs it ended."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, str] = {}
+        self.versions: dict[str, str] = {"run123": "v-for-run123"}
+        self.ended: list[tuple[str, str]] = []
+
+    def registered_version(self, run_id: str) -> str | None:
+        return self.versions.get(run_id)
+
+    def run(self, run_id: str) -> RunRecord | None:
+        return RunRecord(self.status[run_id], False) if run_id in self.status else None
+
+    def end(self, run_id: str, status: str) -> None:
+        if self.status.get(run_id) == "RUNNING":
+            self.status[run_id] = status
+            self.ended.append((run_id, status))
+
+
 @pytest.fixture
-def setup(tmp_path: Path):
+def runs() -> FakeRuns:
+    return FakeRuns()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, runs: FakeRuns):
     config = ApiConfig(jobs_dir=str(tmp_path / "api"), retry_backoff_s=0, cancel_grace_s=2,
                        max_attempts=2)
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
-    worker = Worker(store, config, tmp_path, lambda run_id: f"v-for-{run_id}", poll_s=0.1)
+    worker = Worker(store, config, tmp_path, runs, poll_s=0.1)
     yield store, worker, tmp_path
     worker.stop(timeout_s=10)
 
@@ -205,3 +235,216 @@ def test_progress_hook_writes_only_when_asked(tmp_path, monkeypatch):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", state["updated_at"])  # project format
     hooks.on_node_error(ValueError("boom"), _Node("b_node"))
     assert "node b_node failed: ValueError: boom" in json.loads(path.read_text())["error"]
+
+
+# ---------------------------------------------------------------------- recovery from the run
+NEVER_RUN = "import pathlib, sys; pathlib.Path(sys.argv[1]).touch()"
+
+
+def orphan_job(store: JobStore, worker: Worker, tmp_path: Path, pid: int | None = None) -> str:
+    """A job claimed by an API process of this host that is dead now, its run started.
+
+    Its command would leave a marker file if the worker ever ran it again.
+    """
+    job, _ = store.create(kind="train", request={}, params={}, max_attempts=2,
+                          command=[sys.executable, "-c", NEVER_RUN, str(tmp_path / "ran-again")])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    store.claim_next(f"{socket.gethostname()}:{gone.pid}")
+    if pid is not None:
+        store.update_running(job["id"], pid=pid)
+    (worker.jobs_dir / job["id"]).mkdir(parents=True)
+    return job["id"]
+
+
+def write_progress(worker: Worker, job_id: str, status: str, run_id: str = "run-o", **extra) -> None:
+    done = 19 if status == "finished" else 7
+    (worker.jobs_dir / job_id / "progress.json").write_text(json.dumps(
+        {"status": status, "nodes_done": done, "nodes_total": 19, "stage": "registration",
+         "mlflow_run_id": run_id, **extra}))
+
+
+def spawn_orphan(script: str, progress_file: Path) -> int:
+    """Start ``script`` as the worker starts a run, then lose its parent (the API is killed)."""
+    launcher = textwrap.dedent(f"""
+        import os, subprocess, sys
+        env = {{**os.environ, {PROGRESS_FILE_ENV!r}: {str(progress_file)!r}}}
+        child = subprocess.Popen([sys.executable, "-c", {textwrap.dedent(script)!r}], env=env,
+                                 start_new_session=True, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(child.pid)
+    """)
+    out = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True,
+                         check=True, timeout=60)
+    return int(out.stdout)
+
+
+def gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_run_that_finished_while_no_api_watched_succeeds_and_is_not_run_again(setup, runs):
+    store, worker, tmp_path = setup
+    job_id = orphan_job(store, worker, tmp_path)
+    write_progress(worker, job_id, "finished", run_id="run-done")
+    runs.status["run-done"], runs.versions["run-done"] = "FINISHED", "7"
+    worker.start()
+    job = store.get(job_id)
+    assert job["state"] == "succeeded" and job["attempts"] == 1 and job["error"] is None
+    assert job["registered_version"] == "7" and job["mlflow_run_id"] == "run-done"
+    assert (job["nodes_done"], job["nodes_total"]) == (19, 19)
+    time.sleep(1)
+    assert not (tmp_path / "ran-again").exists() and runs.ended == []
+
+
+def test_a_registered_version_counts_as_finished_even_without_the_progress_file(setup, runs):
+    store, worker, tmp_path = setup
+    job_id = orphan_job(store, worker, tmp_path)
+    store.update_running(job_id, mlflow_run_id="run-reg")
+    runs.status["run-reg"], runs.versions["run-reg"] = "FINISHED", "3"
+    assert worker.recover_orphans(startup=True) == [job_id]
+    assert store.get(job_id)["state"] == "succeeded"
+    assert store.get(job_id)["registered_version"] == "3"
+
+
+def test_a_run_that_stopped_half_way_is_requeued_and_ended_killed_in_mlflow(setup, runs):
+    store, worker, tmp_path = setup
+    job_id = orphan_job(store, worker, tmp_path)
+    write_progress(worker, job_id, "running", run_id="run-half")
+    runs.status["run-half"] = "RUNNING"
+    assert worker.recover_orphans(startup=True) == [job_id]
+    job = store.get(job_id)
+    assert job["state"] == "queued" and "stopped before its last node" in job["error"]
+    assert runs.ended == [("run-half", "KILLED")]
+
+
+def test_a_run_that_failed_while_no_api_watched_fails_with_its_error(setup, runs):
+    store, worker, tmp_path = setup
+    job_id = orphan_job(store, worker, tmp_path)
+    write_progress(worker, job_id, "failed", run_id="run-bad",
+                   error="node split_node failed: ValueError: no fake images")
+    runs.status["run-bad"] = "FAILED"
+    worker.recover_orphans(startup=True)
+    job = store.get(job_id)
+    assert job["state"] == "failed" and "no fake images" in job["error"]
+    assert not (tmp_path / "ran-again").exists()
+
+
+def test_a_pid_now_used_by_another_program_is_not_adopted(setup, runs):
+    store, worker, tmp_path = setup
+    job_id = orphan_job(store, worker, tmp_path, pid=os.getpid())  # alive, but not the run
+    write_progress(worker, job_id, "running")
+    worker.recover_orphans(startup=True)
+    assert store.get(job_id)["state"] == "queued"
+
+
+ORPHAN_RUN = """
+import json, os, time
+path = os.environ["DEEPFAKE_KEDRO_PROGRESS_FILE"]
+def report(status, done):
+    open(path + ".tmp", "w").write(json.dumps({"status": status, "nodes_done": done,
+        "nodes_total": 3, "mlflow_run_id": "run-adopted", "pid": os.getpid()}))
+    os.replace(path + ".tmp", path)
+report("running", 1)
+time.sleep(SECONDS)
+report("finished", 3)
+"""
+
+
+def test_a_run_still_alive_is_adopted_and_followed_not_started_again(setup, runs):
+    store, worker, tmp_path = setup
+    job_id = orphan_job(store, worker, tmp_path)
+    runs.versions["run-adopted"] = "5"
+    pid = spawn_orphan(ORPHAN_RUN.replace("SECONDS", "4"), worker.jobs_dir / job_id / "progress.json")
+    store.update_running(job_id, pid=pid)
+    worker.start()
+    job = store.get(job_id)
+    assert job["state"] == "running" and job["worker"] == worker.id and job["pid"] == pid
+    wait_for(finished(store, job_id))
+    job = store.get(job_id)
+    assert job["state"] == "succeeded", job["error"]
+    assert job["attempts"] == 1 and job["registered_version"] == "5"
+    assert job["nodes_done"] == job["nodes_total"] == 3
+    assert not (tmp_path / "ran-again").exists()
+
+
+def test_cancelling_an_adopted_run_kills_it_and_its_mlflow_run(setup, runs):
+    store, worker, tmp_path = setup
+    job_id = orphan_job(store, worker, tmp_path)
+    runs.status["run-adopted"] = "RUNNING"
+    pid = spawn_orphan(ORPHAN_RUN.replace("SECONDS", "120"), worker.jobs_dir / job_id / "progress.json")
+    store.update_running(job_id, pid=pid)  # the recorded pid; the progress file holds it too
+    worker.start()
+    wait_for(lambda: store.get(job_id)["worker"] == worker.id)
+    store.request_cancel(job_id)
+    wait_for(finished(store, job_id))
+    assert store.get(job_id)["state"] == "cancelled"
+    wait_for(lambda: gone(pid), timeout=10)
+    assert runs.ended == [("run-adopted", "KILLED")]
+
+
+def test_a_cancelled_run_is_ended_killed_in_mlflow(setup, runs):
+    store, worker, _ = setup
+    runs.status["run-c"] = "RUNNING"
+    job_id = submit(store, """
+        import json, os, time
+        open(os.environ["DEEPFAKE_KEDRO_PROGRESS_FILE"], "w").write(json.dumps({"mlflow_run_id": "run-c"}))
+        time.sleep(120)
+    """)
+    worker.start()
+    wait_for(lambda: store.get(job_id)["mlflow_run_id"] == "run-c")
+    store.request_cancel(job_id)
+    wait_for(finished(store, job_id))
+    assert store.get(job_id)["state"] == "cancelled"
+    assert runs.ended == [("run-c", "KILLED")]
+
+
+def test_a_run_that_exits_with_an_error_is_not_left_running_in_mlflow(setup, runs):
+    store, worker, _ = setup
+    runs.status["run-e"] = "RUNNING"  # as a run killed before kedro-mlflow could end it
+    job_id = submit(store, """
+        import json, os
+        open(os.environ["DEEPFAKE_KEDRO_PROGRESS_FILE"], "w").write(json.dumps({"mlflow_run_id": "run-e"}))
+        raise SystemExit("bad column")
+    """)
+    worker.start()
+    wait_for(finished(store, job_id))
+    assert store.get(job_id)["state"] == "failed" and runs.ended == [("run-e", "FAILED")]
+
+
+def test_finished_is_written_only_after_registration_and_every_other_closing_hook(
+    tmp_path, monkeypatch
+):
+    from kedro.framework.hooks import hook_impl
+    from kedro.framework.hooks.manager import _create_hook_manager
+
+    path = tmp_path / "progress.json"
+    monkeypatch.setenv(PROGRESS_FILE_ENV, str(path))
+    seen: list[str] = []
+
+    class Registration:  # like RegistrationHooks: trylast, registered before ProgressHooks
+        fail = False
+
+        @hook_impl(trylast=True)
+        def after_pipeline_run(self) -> None:
+            seen.append(json.loads(path.read_text())["status"])
+            if self.fail:
+                raise RuntimeError("registry unreachable")
+
+    registration = Registration()
+    manager = _create_hook_manager()
+    manager.register(registration)
+    manager.register(ProgressHooks())
+    call = {"run_params": {"pipeline_names": ["__default__"]}, "pipeline": _Pipeline(),
+            "catalog": None}
+    manager.hook.before_pipeline_run(**call)
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    manager.hook.after_pipeline_run(run_result={}, **call)
+    assert seen == ["running"] and json.loads(path.read_text())["status"] == "finished"
+
+    registration.fail = True
+    manager.hook.before_pipeline_run(**call)
+    with pytest.raises(RuntimeError, match="registry unreachable"):
+        manager.hook.after_pipeline_run(run_result={}, **call)
+    state = json.loads(path.read_text())
+    assert state["status"] == "failed" and "registry unreachable" in state["error"]

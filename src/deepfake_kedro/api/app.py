@@ -11,9 +11,8 @@ registry only; the job store records jobs, nothing else.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -26,25 +25,12 @@ from deepfake_kedro.api.jobs import STATES, JobStore
 from deepfake_kedro.api.routes import ROUTERS
 from deepfake_kedro.api.schemas import json_safe
 from deepfake_kedro.api.security import BodySizeLimitMiddleware
+from deepfake_kedro.api.tracking import MlflowRuns
 from deepfake_kedro.api.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
-
-
-def registered_version_finder(client: Any, model_name: str) -> Callable[[str], str | None]:
-    """For the worker: the newest version of ``model_name`` a run registered, else ``None``."""
-
-    def find(run_id: str) -> str | None:
-        try:
-            found = client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
-        except Exception:
-            logger.exception("Could not look up the version registered by run %s", run_id)
-            return None
-        return str(max(int(mv.version) for mv in found)) if found else None
-
-    return find
 
 
 async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -64,9 +50,7 @@ def create_app(project: ProjectInfo, config: ApiConfig, *, start_worker: bool = 
     config.resolved_jobs_dir(project.path).mkdir(parents=True, exist_ok=True)
     store = JobStore(config.resolved_database_url(project.path))
     client = MlflowClient(tracking_uri=project.tracking_uri, registry_uri=project.registry_uri)
-    worker = Worker(
-        store, config, project.path, registered_version_finder(client, project.registry.model_name)
-    )
+    worker = Worker(store, config, project.path, MlflowRuns(client, project.registry.model_name))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -1,7 +1,8 @@
 """The job store: one row per training or validation job, in any SQLAlchemy database.
 
 States: ``queued`` -> ``running`` -> ``succeeded`` | ``failed`` | ``cancelled``; a transient
-failure or an orphaned run goes back to ``queued`` (with ``not_before`` for the backoff).
+failure or an orphaned run that stopped half-way goes back to ``queued`` (with ``not_before``
+for the backoff); an orphaned run still alive is adopted by another worker, still ``running``.
 Every transition is one conditional ``UPDATE``, so two workers (or two API processes on one
 Postgres) never claim the same job.
 """
@@ -247,6 +248,21 @@ class JobStore:
                     update(Job)
                     .where(Job.id == job_id, Job.state == RUNNING)
                     .values(heartbeat_at=stamp, updated_at=stamp, **values)
+                ).rowcount
+                == 1
+            )
+
+    def adopt(self, job_id: str, *, from_worker: str | None, to_worker: str, pid: int) -> bool:
+        """Hand a running job whose API process is gone to ``to_worker``, which follows its
+        still-running process ``pid``; False if another worker took it first."""
+        stamp = now()
+        owner = Job.worker.is_(None) if from_worker is None else Job.worker == from_worker
+        with self.session() as session:
+            return (
+                session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == RUNNING, owner)
+                    .values(worker=to_worker, pid=pid, heartbeat_at=stamp, updated_at=stamp)
                 ).rowcount
                 == 1
             )

@@ -1,9 +1,14 @@
 """Kedro hook through which a job's ``kedro run`` process reports its progress to the API.
 
 When ``DEEPFAKE_KEDRO_PROGRESS_FILE`` names a file, the hook rewrites it (atomically) at each
-step as JSON: ``stage`` (the training pipeline the current node belongs to, e.g.
-``feature_extraction``), ``node``, ``nodes_done`` / ``nodes_total``, ``mlflow_run_id`` and,
-after training, ``epoch``. Without the variable it does nothing, so ``kedro run`` is unchanged.
+step as JSON: ``status`` (``running``, ``finished``, ``failed`` with ``error``), ``pid``,
+``stage`` (the training pipeline the current node belongs to, e.g. ``feature_extraction``),
+``node``, ``nodes_done`` / ``nodes_total``, ``mlflow_run_id`` and, after training, ``epoch``.
+Without the variable it does nothing, so ``kedro run`` is unchanged.
+
+``finished`` is written only once every other ``after_pipeline_run`` hook has returned (this
+one wraps them), registration included: an API that finds ``finished`` after a crash knows
+the run is complete and must not run it again.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ class ProgressHooks:
         self._state = {
             "pipeline": ",".join(str(n) for n in names if n) or "__default__",
             "status": "running",
+            "pid": os.getpid(),
             "stage": None,
             "node": None,
             "nodes_done": 0,
@@ -70,19 +77,35 @@ class ProgressHooks:
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Any) -> None:
+        self._fail(f"node {node.name} failed: {type(error).__name__}: {error}")
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        if self._state is None or self._state["status"] == "failed":
+            return  # a node error is already recorded, with its node
+        self._fail(f"{type(error).__name__}: {error}")
+
+    @hook_impl(wrapper=True)
+    def after_pipeline_run(self) -> Iterator[None]:
+        """``finished`` once the other ``after_pipeline_run`` hooks (kedro-mlflow's model
+        logging, registration) have returned; ``failed`` if one of them raised."""
+        try:
+            result = yield
+        except Exception as error:
+            self._fail(f"after the last node: {type(error).__name__}: {error}")
+            raise
+        if self._state is not None:
+            self._state["status"] = "finished"
+            self._state["node"] = None
+            self._state["mlflow_run_id"] = _active_run_id() or self._state["mlflow_run_id"]
+            self._write()
+        return result
+
+    def _fail(self, message: str) -> None:
         if self._state is None:
             return
         self._state["status"] = "failed"
-        self._state["error"] = f"node {node.name} failed: {type(error).__name__}: {error}"[:4000]
-        self._write()
-
-    @hook_impl
-    def after_pipeline_run(self) -> None:
-        if self._state is None:
-            return
-        self._state["status"] = "finished"
-        self._state["node"] = None
-        self._state["mlflow_run_id"] = _active_run_id() or self._state["mlflow_run_id"]
+        self._state["error"] = message[:4000]
         self._write()
 
     def _write(self) -> None:
