@@ -3,6 +3,7 @@
 from deepfake_kedro.datasets.feature_cache import FeatureCacheDataset
 from deepfake_kedro.datasets.image_store import ImageStoreDataset
 from deepfake_kedro.datasets.image_table import ImageTableDataset
+from deepfake_kedro.datasets.manifest import ManifestCSVDataset
 from deepfake_kedro.datasets.mlflow_tags import MlflowTagsDataset
 from deepfake_kedro.datasets.npz import NpzDataset
 from deepfake_kedro.datasets.registered_model import (
@@ -18,6 +19,7 @@ __all__ = [
     "FeatureCacheDataset",
     "ImageStoreDataset",
     "ImageTableDataset",
+    "ManifestCSVDataset",
     "MlflowTagsDataset",
     "NpzDataset",
     "RegisteredDetector",
