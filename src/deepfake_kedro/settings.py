@@ -16,6 +16,7 @@ from deepfake_kedro.hooks import (
     RegistrationHooks,
     RevalidationHooks,
 )
+from deepfake_kedro.lake.hooks import LakeHooks
 from deepfake_kedro.project import ProjectHooks, project_root
 
 # Deprecation notices from inside Kedro, kedro-mlflow and OmegaConf that users cannot act on;
@@ -40,6 +41,7 @@ HOOKS = (
     RegistrationHooks(),
     RevalidationHooks(),
     ProgressHooks(),
+    LakeHooks(),  # a run's first contact with S3: one line naming a bad endpoint
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

@@ -3,12 +3,17 @@
 Authentication is switched on (moto accepts any key by default), so a wrong access key or
 secret fails as it would on AWS. One IAM user with full S3 access is created; its key is the
 valid credential of every test. Each test gets its own bucket.
+
+Two broken endpoints for the fault tests: ``silent_endpoint`` accepts connections and never
+answers (a store that hangs), ``closed_endpoint`` is a port nothing listens on.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -118,3 +123,55 @@ def bucket(lake_server: LakeServer) -> str:
     name = f"lake-{uuid.uuid4().hex[:12]}"
     lake_server.client().create_bucket(Bucket=name)
     return name
+
+
+@dataclass
+class SilentEndpoint:
+    """A TCP server that accepts connections and never sends a byte."""
+
+    url: str
+    accepted: list[float]  # time.time() of each accepted connection
+
+    @property
+    def first_contact(self) -> float | None:
+        return self.accepted[0] if self.accepted else None
+
+
+@pytest.fixture(scope="session")
+def silent_endpoint() -> Iterator[SilentEndpoint]:
+    """``http://127.0.0.1:<port>`` of a server that holds every connection unanswered."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.5)
+    endpoint = SilentEndpoint(f"http://127.0.0.1:{server.getsockname()[1]}", [])
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            endpoint.accepted.append(time.time())
+            held.append(conn)  # never read, never answered, never closed until the end
+
+    thread = threading.Thread(target=serve, name="silent-endpoint", daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+@pytest.fixture
+def closed_endpoint() -> str:
+    """``http://127.0.0.1:<port>`` of a port nothing listens on (connections are refused)."""
+    return f"http://127.0.0.1:{_free_port()}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from deepfake_kedro.lake import CHECKS, LakeConfig, check_lake, format_results
+from deepfake_kedro.lake.health import CHECK_TIMEOUT_S, check_access
 from deepfake_kedro.lake.health import CHECKS as HEALTH_CHECKS
 
 MANIFEST = "image_path,label\nimages/a.png,real\nimages/b.png,fake\n"
@@ -107,3 +110,29 @@ def test_local_manifest_skips_the_s3_checks(tmp_path):
         "manifest": "ok",
         "images": "ok",
     }
+
+
+def test_silent_endpoint_fails_within_the_check_deadline(lake_server, silent_endpoint):
+    # Accepts the connection, never answers: was 5 minutes (s3fs x botocore retries x 20 s).
+    options = lake_server.storage_options(client_kwargs={"endpoint_url": silent_endpoint.url})
+    start = time.monotonic()
+    results = check_lake(config("s3://lake/raw", options))
+    elapsed = time.monotonic() - start
+    message = failure(results)
+    assert message.startswith("endpoint unreachable") and silent_endpoint.url in message
+    assert "sent no answer" in message and "ENDPOINT-SETTING" in message
+    assert elapsed < CHECK_TIMEOUT_S + 5, elapsed
+
+
+def test_check_access_checks_one_bucket(lake_server, bucket, closed_endpoint):
+    assert [r.status for r in check_access(f"s3://{bucket}/x", lake_server.storage_options())] == [
+        "ok", "ok", "ok"
+    ]
+    refused = check_access(
+        f"s3://{bucket}/x",
+        lake_server.storage_options(client_kwargs={"endpoint_url": closed_endpoint}),
+        endpoint_source="THE-SETTING",
+    )
+    assert [r.status for r in refused] == ["failed"]
+    assert refused[0].message.startswith(f"endpoint unreachable: cannot connect to {closed_endpoint}")
+    assert "THE-SETTING" in refused[0].message

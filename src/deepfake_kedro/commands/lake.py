@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
@@ -10,6 +11,8 @@ from deepfake_kedro.commands._project import ENV_OPTION, project_context
 
 MANIFEST_ENTRY = "raw_manifest"
 IMAGES_ENTRY = "raw_images"
+
+logger = logging.getLogger(__name__)
 
 
 def lake_config(catalog: dict[str, Any], credentials: dict[str, Any], env: str, sample: int) -> Any:
@@ -77,12 +80,21 @@ def check(env: str | None, sample_images: int) -> None:
     Run it with the environment you run the pipelines with: kedro lake check --env s3
     """
     from deepfake_kedro.lake import check_lake, format_results
+    from deepfake_kedro.lake.connection import endpoint_of
 
     with project_context(env) as context:
         catalog = context.config_loader["catalog"]
         credentials = context.config_loader["credentials"]
         env_name = context.env or "local"
     config = lake_config(catalog, credentials, env_name, sample_images)
+    endpoint = endpoint_of(config.storage_options)
+    logger.info(
+        "Checking the data lake of env '%s': %s on %s (the endpoint check stops after %g s)",
+        env_name,
+        config.manifest_uri,
+        endpoint or "AWS S3",
+        config.timeout_s,
+    )
     results = check_lake(config)
     click.echo(format_results(results))
     failed = [r for r in results if r.status == "failed"]

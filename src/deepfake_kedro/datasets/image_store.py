@@ -21,7 +21,10 @@ class ImageStoreDataset(HandleDataset[ImageStore]):
           credentials: s3_data          # key in credentials.yml
           fs_args:
             client_kwargs: {endpoint_url: http://127.0.0.1:9000}
-            config_kwargs: {retries: {max_attempts: 5, mode: adaptive}}
+            config_kwargs:              # the time budget of every request
+              connect_timeout: 5
+              read_timeout: 8
+              retries: {total_max_attempts: 3, mode: adaptive}
           allowed_roots: [s3://my-bucket]  # absolute s3:// manifest paths may point here
 
     Args:

@@ -9,8 +9,10 @@ The object is picklable, so DataLoader workers can use it.
 
 Images are streamed: each read fetches one object (``read_bytes``) or one batch of objects
 concurrently (``read_many``), never a local copy of the store. Transient S3 errors are retried
-by botocore; configure it through the storage options, e.g.
-``config_kwargs: {retries: {max_attempts: 5, mode: adaptive}}``.
+by botocore within the time budget of the storage options, e.g.
+``config_kwargs: {connect_timeout: 5, read_timeout: 8, retries: {total_max_attempts: 3,
+mode: adaptive}}`` (conf/s3/globals.yml; :mod:`deepfake_kedro.lake.connection` explains the
+budget). A run checks the endpoint before its first read (:mod:`deepfake_kedro.lake.hooks`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,15 @@ Checks, in order (a failed check skips those that depend on it):
 
 Every botocore/s3fs error is turned into a sentence naming the setting that fixes it; no
 traceback reaches the user. Plain Python (no Kedro): ``kedro lake check`` builds a
-:class:`LakeConfig` from the catalog and credentials of an environment.
+:class:`LakeConfig` from the catalog and credentials of an environment, and a run's first
+contact with the lake (:mod:`deepfake_kedro.lake.hooks`) runs the first three checks through
+:func:`check_access`.
+
+Time budget: each request of the checks waits at most ``connect_timeout`` to connect and
+``read_timeout`` for an answer, is tried ``total_max_attempts`` times by botocore and never
+again by s3fs (one retry layer, see :mod:`deepfake_kedro.lake.connection`), and the endpoint
+check also stops at its deadline (``timeout_s``), so a wrong, closed or silent endpoint is
+reported within :data:`CHECK_TIMEOUT_S` seconds.
 """
 
 from __future__ import annotations
@@ -27,13 +35,16 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ReadTimeoutError,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 from fsspec.core import url_to_fs
+from fsspec.exceptions import FSTimeoutError
 
 from deepfake_kedro.io.image_store import ImageStore
+from deepfake_kedro.lake.connection import endpoint_of, use_one_retry_layer
 
 Status = Literal["ok", "failed", "skipped"]
 
@@ -46,11 +57,16 @@ _BAD_KEY_CODES = {
     "InvalidClientTokenId",
     "AuthorizationHeaderMalformed",
 }
-# Fail fast on a wrong endpoint: the pipelines' own retry settings would wait for minutes.
+#: Deadline of the endpoint check, in seconds: a silent endpoint fails there at the latest.
+CHECK_TIMEOUT_S = 15.0
+# Fail fast on a wrong endpoint: 2 attempts of at most 5 s each (about 11 s with the backoff)
+# stay inside the deadline, which also covers what the socket timeouts do not (DNS). Listing
+# one key needs no more, even far from the region. botocore's `max_attempts` counts retries,
+# `total_max_attempts` every attempt.
 _CHECK_CONFIG = {
-    "retries": {"max_attempts": 2, "mode": "standard"},
-    "connect_timeout": 5,
-    "read_timeout": 20,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
+    "connect_timeout": 3,
+    "read_timeout": 5,
 }
 
 
@@ -68,6 +84,7 @@ class LakeConfig:
         credentials_source: The settings that hold the key, named in messages.
         manifest_source: The setting that holds the manifest location, named in messages.
         sample_images: How many manifest images to read (0: none).
+        timeout_s: Deadline of the endpoint check, in seconds.
     """
 
     manifest_uri: str
@@ -78,6 +95,7 @@ class LakeConfig:
     credentials_source: str = "key/secret of the storage options"
     manifest_source: str = "the manifest location"
     sample_images: int = 5
+    timeout_s: float = CHECK_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -120,12 +138,57 @@ def format_results(results: list[CheckResult]) -> str:
     return "\n".join(f"{r.status.upper():<8}{r.name:<{width + 2}}{r.message}" for r in results)
 
 
+def check_access(
+    uri: str,
+    storage_options: dict[str, Any],
+    *,
+    endpoint_source: str = "client_kwargs.endpoint_url of the storage options",
+    credentials_source: str = "key/secret of the storage options",
+    timeout_s: float = CHECK_TIMEOUT_S,
+) -> list[CheckResult]:
+    """The ``endpoint``, ``credentials`` and ``bucket`` checks for the bucket of an S3 URI.
+
+    One ``list_objects_v2`` request (at most ``timeout_s`` seconds), plus a ``head_bucket``
+    when a bare 403 must be told apart. Stops at the first failed check.
+
+    Args:
+        uri: An ``s3://bucket/...`` location; only its bucket is listed.
+        storage_options: s3fs options as the datasets get them.
+        endpoint_source: The setting that holds the endpoint, named in messages.
+        credentials_source: The settings that hold the key, named in messages.
+        timeout_s: Deadline of the request, in seconds.
+
+    Returns:
+        The results in :data:`CHECKS` order, up to and including the first failure.
+    """
+    fs, path = url_to_fs(uri, **_check_options(storage_options))
+    use_one_retry_layer(fs)
+    return list(
+        _check_bucket(
+            fs,
+            path.split("/", 1)[0],
+            endpoint_of(storage_options),
+            endpoint_source,
+            credentials_source,
+            timeout_s,
+        )
+    )
+
+
 def _run(config: LakeConfig) -> Iterator[CheckResult]:
     options = _check_options(config.storage_options)
     fs, manifest_path = url_to_fs(config.manifest_uri, **options)
+    use_one_retry_layer(fs)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     if protocol in ("s3", "s3a"):
-        yield from _check_bucket(fs, manifest_path.split("/", 1)[0], config)
+        yield from _check_bucket(
+            fs,
+            manifest_path.split("/", 1)[0],
+            endpoint_of(config.storage_options),
+            config.endpoint_source,
+            config.credentials_source,
+            config.timeout_s,
+        )
     else:
         note = f"not on S3 ({config.manifest_uri}): nothing to check; run with --env s3"
         for name in ("endpoint", "credentials", "bucket"):
@@ -143,20 +206,31 @@ def _check_options(storage_options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def _check_bucket(fs: Any, bucket: str, config: LakeConfig) -> Iterator[CheckResult]:
-    endpoint = (config.storage_options.get("client_kwargs") or {}).get("endpoint_url")
+def _check_bucket(
+    fs: Any,
+    bucket: str,
+    endpoint: str | None,
+    endpoint_source: str,
+    credentials_source: str,
+    timeout_s: float,
+) -> Iterator[CheckResult]:
     where = endpoint or "the AWS S3 default endpoint"
     try:
-        fs.call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1)
-    except Exception as exc:  # parser errors name the line  # every failure becomes one of the messages below
+        fs.call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1, timeout=timeout_s)
+    except Exception as exc:  # every failure becomes one of the messages below
         code = _error_code(exc)
         if _is_connection_error(exc):
+            problem = (
+                f"{where} accepts connections but sent no answer"
+                if _is_silent(exc)
+                else f"cannot connect to {where}"
+            )
             yield CheckResult(
                 "endpoint",
                 "failed",
-                f"endpoint unreachable: cannot connect to {where} ({_reason(exc)}). The "
-                f"endpoint is set by {config.endpoint_source}; check the URL, the port and "
-                "that the store is running.",
+                f"endpoint unreachable: {problem} ({_reason(exc, timeout_s)}). The endpoint is "
+                f"set by {endpoint_source}; check the URL, the port and that the store is "
+                "running.",
             )
             return
         yield CheckResult("endpoint", "ok", f"{where} answers")
@@ -164,16 +238,16 @@ def _check_bucket(fs: Any, bucket: str, config: LakeConfig) -> Iterator[CheckRes
             yield CheckResult(
                 "credentials",
                 "failed",
-                f"invalid credentials: no access key found. Set {config.credentials_source}.",
+                f"invalid credentials: no access key found. Set {credentials_source}.",
             )
         elif code in _BAD_KEY_CODES or (
-            code in ("403", "Forbidden") and not _bucket_exists(fs, bucket)
+            code in ("403", "Forbidden") and not _bucket_exists(fs, bucket, timeout_s)
         ):
             yield CheckResult(
                 "credentials",
                 "failed",
                 f"invalid credentials: {where} rejected the access key or secret ({code}). "
-                f"Check {config.credentials_source}.",
+                f"Check {credentials_source}.",
             )
         elif code in ("NoSuchBucket", "404", "NotFound"):
             yield CheckResult("credentials", "ok", "the access key is accepted")
@@ -196,7 +270,7 @@ def _check_bucket(fs: Any, bucket: str, config: LakeConfig) -> Iterator[CheckRes
                 "credentials",
                 "failed",
                 f"unexpected answer from {where} while listing '{bucket}': {_reason(exc)}. Is "
-                f"{config.endpoint_source} an S3 endpoint?",
+                f"{endpoint_source} an S3 endpoint?",
             )
         return
     yield CheckResult("endpoint", "ok", f"{where} answers")
@@ -204,10 +278,10 @@ def _check_bucket(fs: Any, bucket: str, config: LakeConfig) -> Iterator[CheckRes
     yield CheckResult("bucket", "ok", f"bucket '{bucket}' exists and can be listed")
 
 
-def _bucket_exists(fs: Any, bucket: str) -> bool:
+def _bucket_exists(fs: Any, bucket: str, timeout_s: float) -> bool:
     """Whether HEAD on the bucket succeeds (a bare 403 may mean a bad key or no permission)."""
     try:
-        fs.call_s3("head_bucket", Bucket=bucket)
+        fs.call_s3("head_bucket", Bucket=bucket, timeout=timeout_s)
     except Exception:  # any failure: not known to exist
         return False
     return True
@@ -253,6 +327,7 @@ def _check_images(paths: list[str], config: LakeConfig, options: dict[str, Any])
     if not sample:
         return CheckResult("images", "skipped", "sample_images is 0")
     store = ImageStore(config.image_root, options, config.allowed_roots)
+    use_one_retry_layer(store.fs)
     bad = [
         (p, r)
         for p, r in zip(sample, store.read_many(sample), strict=True)
@@ -290,13 +365,20 @@ def _error_code(exc: BaseException) -> str | None:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    if _find(exc, (BotoConnectionError, HTTPClientError)) is not None:
+    if _find(exc, (BotoConnectionError, HTTPClientError, FSTimeoutError, TimeoutError)):
         return True
     # aiohttp's connector errors when botocore does not wrap them
     return any(type(e).__name__.startswith("ClientConnector") for e in _chain(exc))
 
 
-def _reason(exc: BaseException) -> str:
+def _is_silent(exc: BaseException) -> bool:
+    """A read timeout or the deadline: the endpoint took the connection and never answered."""
+    return _find(exc, (ReadTimeoutError, FSTimeoutError, TimeoutError)) is not None
+
+
+def _reason(exc: BaseException, timeout_s: float | None = None) -> str:
+    if timeout_s is not None and isinstance(exc, FSTimeoutError):  # the deadline of the call
+        return f"no answer within {timeout_s:g} s"
     root = _find(exc, (ClientError, BotoCoreError)) or exc
     text = str(root).strip().splitlines()[0] if str(root).strip() else ""
     return f"{type(root).__name__}: {text}" if text else type(root).__name__
