@@ -448,3 +448,14 @@ def test_finished_is_written_only_after_registration_and_every_other_closing_hoo
         manager.hook.after_pipeline_run(run_result={}, **call)
     state = json.loads(path.read_text())
     assert state["status"] == "failed" and "registry unreachable" in state["error"]
+
+
+def test_a_job_refused_by_the_project_lock_is_retried_later():
+    """A job started while `kedro retrain` (or a kedro run) holds the project lock is a
+    transient failure: the worker retries it with backoff instead of failing it."""
+    from deepfake_kedro.api.worker import TRANSIENT_PATTERNS
+    from deepfake_kedro.project_lock import ProjectLock
+
+    message = ProjectLock("kedro run", project=".")._refusal({"pid": 1, "command": "kedro retrain"})
+    assert TRANSIENT_PATTERNS.search(f"Error: {message}")
+    assert not TRANSIENT_PATTERNS.search("Error: the 'val' split is empty")

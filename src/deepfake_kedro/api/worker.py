@@ -47,7 +47,9 @@ TRANSIENT_PATTERNS = re.compile(
     r"database is locked|ConnectionError|Connection (reset|refused|aborted)|"
     r"Temporary failure in name resolution|EndpointConnectionError|ReadTimeout|"
     r"ConnectTimeout|TimeoutError|SlowDown|ServiceUnavailable|Too Many Requests|"
-    r"CUDA error: out of memory|BrokenPipeError",
+    r"CUDA error: out of memory|BrokenPipeError|"
+    # another writer (kedro retrain, a kedro run) holds the project lock: try again later
+    r"the project is locked by",
 )
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
 _PROGRESS_FIELDS = ("stage", "node", "nodes_done", "nodes_total", "epoch", "mlflow_run_id")
