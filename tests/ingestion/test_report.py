@@ -70,6 +70,24 @@ def test_report_counts() -> None:
     }
 
 
+def test_report_lists_groups_too_small_to_judge() -> None:
+    report = data_quality_report(_valid(), _problems(), ["group_a"], min_group_size=3)
+    json.dumps(report)
+    assert report["small_groups"] == {"min_group_size": 3, "groups": {"group_a": {"x": 2}}}
+    assert report["warnings"] == [
+        "group group_a 'x' has 2 image(s), fewer than data_ingestion.min_group_size 3: too "
+        "small to judge fairness on; its rows are kept (add images of the group, merge it with "
+        "another, or lower min_group_size)"
+    ]
+    assert report["totals"]["valid"] == 5 and report["totals"]["rejected_rows"] == 2
+    assert report["groups"]["group_a"]["x"]["n"] == 2  # still counted with the others
+    without = data_quality_report(_valid(), _problems(), ["group_a"])
+    assert without["small_groups"] == {"min_group_size": None, "groups": {}}
+    assert without["warnings"] == []
+    figure = plot_data_quality(report)
+    assert any("1 below 3" in ax.get_title() for ax in figure.axes)
+
+
 def test_report_without_problems(validated: pd.DataFrame) -> None:
     empty = pd.DataFrame(columns=["row", "image_path", "reason", "check"])
     report = data_quality_report(validated, empty, ["group_a", "group_b"])

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from deepfake_kedro.ingestion import DataValidationError, IngestionConfig, validate_manifest
+from deepfake_kedro.ingestion.validation import small_groups
 from deepfake_kedro.io import ImageStore
 
 
@@ -226,16 +227,52 @@ def test_bad_timestamp(manifest, store, config) -> None:
     )
 
 
-def test_small_group(manifest, store, config) -> None:
+@pytest.mark.parametrize("on_invalid", ["fail", "drop"])
+def test_small_group_is_a_warning_and_its_rows_are_kept(
+    manifest, store, config, caplog, on_invalid
+) -> None:
+    # Too small to judge fairness on is no reason to reject or drop images (issue 16).
     manifest.loc[[0, 1, 2], "group_b"] = "b3"
-    with pytest.raises(DataValidationError) as info:
-        validate_manifest(manifest, store, config)
-    problems = info.value.problems
-    assert problems["row"].tolist() == [1, 2, 3] and set(problems["check"]) == {"small_group"}
-    assert (
-        "manifest row 2 (images/s00_fake.png): small group: group_b 'b3' has 3 valid row(s), "
-        "fewer than data_ingestion.min_group_size 10" in str(info.value)
+    config = config.model_copy(update={"on_invalid": on_invalid})
+    with caplog.at_level(logging.WARNING, logger="deepfake_kedro.ingestion.validation"):
+        valid, problems = validate_manifest(manifest, store, config)
+    assert problems.empty and len(valid) == len(manifest)
+    assert (valid["group_b"] == "b3").sum() == 3
+    warnings = [r.getMessage() for r in caplog.records if "Small group" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "group_b 'b3' has 3 image(s), fewer than data_ingestion.min_group_size 10" in (
+        warnings[0]
     )
+    assert "too small to judge fairness" in warnings[0] and "kept" in warnings[0]
+
+
+def test_a_valid_24_row_manifest_of_small_groups_passes_with_the_default_parameters(
+    manifest, store
+) -> None:
+    # 12 sources, every value of both group columns below min_group_size 10: all 24 rows
+    # used to be rejected as small_group.
+    small = manifest.iloc[:24].copy()
+    sources = small["source_id"].str[3:].astype(int)
+    small["group_a"] = "a" + (sources % 3).astype(str)  # 8 rows each
+    small["group_b"] = "b" + (sources % 4).astype(str)  # 6 rows each
+    config = IngestionConfig()
+    assert config.min_group_size == 10 and config.on_invalid == "fail"
+    valid, problems = validate_manifest(small, store, config)
+    assert problems.empty and len(valid) == 24
+    assert small_groups(valid, config.group_columns, 10) == {
+        "group_a": {"a0": 8, "a1": 8, "a2": 8},
+        "group_b": {"b0": 6, "b1": 6, "b2": 6, "b3": 6},
+    }
+
+
+def test_small_groups_are_counted_after_rejected_rows(manifest, store, config) -> None:
+    manifest.loc[[0, 1, 2], "group_b"] = "b3"
+    manifest.loc[1, "label"] = "maybe"
+    config = config.model_copy(update={"on_invalid": "drop", "min_group_size": 3})
+    valid, problems = validate_manifest(manifest, store, config)
+    assert problems["check"].tolist() == ["label"]  # no small_group problem
+    assert len(valid) == len(manifest) - 1
+    assert small_groups(valid, config.group_columns, 3) == {"group_b": {"b3": 2}}
 
 
 def test_one_row_can_have_several_problems(manifest, store, config, image_root: Path) -> None:

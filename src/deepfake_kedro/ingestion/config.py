@@ -53,7 +53,8 @@ class IngestionConfig(BaseModel):
         on_invalid: ``fail`` raises on any problem; ``drop`` drops the bad rows and goes on.
         group_columns: Manifest columns holding group attributes (fairness slices).
         min_image_size: Smallest allowed shorter image side, in pixels.
-        min_group_size: Smallest allowed number of rows per value of a group column.
+        min_group_size: Values of a group column with fewer rows are reported as too small
+            to judge (a warning and the data-quality report); their rows are kept.
         max_errors_shown: How many problems a validation error lists.
         num_workers: Threads reading images concurrently.
         split: Train/val/test fractions and seed.

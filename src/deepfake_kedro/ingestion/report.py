@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from deepfake_kedro.ingestion.validation import small_group_lines, small_groups
 from deepfake_kedro.values import iso
 
 _LABELS = ("real", "fake")
@@ -18,7 +19,10 @@ _HISTOGRAM_BINS = 20
 
 
 def data_quality_report(
-    valid: pd.DataFrame, problems: pd.DataFrame, group_columns: list[str]
+    valid: pd.DataFrame,
+    problems: pd.DataFrame,
+    group_columns: list[str],
+    min_group_size: int | None = None,
 ) -> dict[str, Any]:
     """Summarise the validated manifest and the problems found (JSON-serialisable).
 
@@ -27,11 +31,19 @@ def data_quality_report(
             ``width``, ``height``, ``file_size``, ``captured_at``...).
         problems: Problems table from ``validate_manifest`` (``row``, ``check``...).
         group_columns: Group columns to count (``data_ingestion.group_columns``).
+        min_group_size: ``data_ingestion.min_group_size``: smaller groups are listed as too
+            small to judge (their rows are kept); ``None`` lists none.
 
     Returns:
         A dict with ``totals``, ``labels``, ``class_balance``, ``manipulations``,
-        ``sources``, ``groups``, ``image_size`` and ``captured_at`` sections.
+        ``sources``, ``groups``, ``small_groups`` (``min_group_size`` and column -> {value:
+        rows}), ``warnings`` (one sentence each), ``image_size`` and ``captured_at`` sections.
     """
+    small = (
+        small_groups(valid, group_columns, min_group_size)
+        if min_group_size is not None
+        else {}
+    )
     n_valid = int(len(valid))
     rejected = int(problems["row"].nunique()) if len(problems) else 0
     found = _counts(valid["label"]) if "label" in valid.columns else {}
@@ -57,6 +69,8 @@ def data_quality_report(
         "groups": {
             column: _group_counts(valid, column) for column in group_columns if column in valid
         },
+        "small_groups": {"min_group_size": min_group_size, "groups": small},
+        "warnings": small_group_lines(small, min_group_size) if min_group_size else [],
         "image_size": _image_sizes(valid),
         "captured_at": _captured_at(valid),
     }
@@ -200,7 +214,10 @@ def _plot_group(ax: Any, report: dict[str, Any], column: str) -> None:
         ax.barh(names, values, left=left, color=_LABEL_COLOURS[label], label=label)
         left += values
     ax.invert_yaxis()
-    ax.set_title(f"Group {column} by label")
+    small = report.get("small_groups", {})
+    n_small = len(small.get("groups", {}).get(column, {}))
+    note = f" ({n_small} below {small['min_group_size']})" if n_small else ""
+    ax.set_title(f"Group {column} by label{note}")
     ax.set_xlabel("images")
     if names:
         ax.legend(loc="lower right", fontsize="small")

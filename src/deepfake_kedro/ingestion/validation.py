@@ -6,9 +6,15 @@ it points at, records each problem as a row of a *problems* table, and applies t
 ``on_invalid`` policy: ``fail`` raises one error listing the first problems, ``drop`` keeps
 the good rows and goes on.
 
-Each family of checks (duplicate rows, cell values, paths, timestamps, images, group sizes)
-is its own function returning its problems; ``validate_manifest`` runs them in that order
-and combines them, so a row's problems are listed in the order of the families.
+Each family of checks (duplicate rows, cell values, paths, timestamps, images) is its own
+function returning its problems; ``validate_manifest`` runs them in that order and combines
+them, so a row's problems are listed in the order of the families.
+
+Group sizes are not a problem of a row: a value of a group column with fewer than
+``min_group_size`` rows is too small to judge the model's fairness on, which says nothing
+about its images. :func:`small_groups` finds them; validation logs a warning and keeps the
+rows (under both policies), the data-quality report lists them, and the validation
+pipeline's fairness check reports such groups as too small to judge.
 """
 
 from __future__ import annotations
@@ -133,8 +139,6 @@ def validate_manifest(
         column: df[column].map(lambda v: v.strip() if isinstance(v, str) else v)
         for column in config.group_columns
     }
-    rejected = _rejected(problems, len(df))
-    problems += _group_size_problems(group_values, rejected, config.min_group_size)
 
     bad = _rejected(problems, len(df))
     problems_table = _problems_table(problems, paths)
@@ -144,6 +148,7 @@ def validate_manifest(
     )
     _check_labels_left(valid, problems_table, len(df), config)
     _warn_duplicate_content(valid)
+    _warn_small_groups(valid, config)
     logger.info(
         "Validated %d manifest rows: %d valid, %d rejected (%d problems)",
         len(df),
@@ -535,39 +540,47 @@ def _modified_time(store: ImageStore, key: str) -> tuple[pd.Timestamp | None, st
     return ts, None
 
 
-def _group_size_problems(
-    group_values: dict[str, pd.Series], rejected: np.ndarray, min_size: int
-) -> list[_Problem]:
-    """Rows of group values with fewer than ``min_size`` otherwise-valid rows.
+def small_groups(
+    valid: pd.DataFrame, group_columns: list[str], min_size: int
+) -> dict[str, dict[str, int]]:
+    """Values of group columns with fewer than ``min_size`` rows: too small to judge.
 
-    Repeats until stable, since dropping a small group of one column can shrink a group of
-    another below the limit.
+    Args:
+        valid: Validated rows (one per image).
+        group_columns: The group columns to count (absent ones are skipped).
+        min_size: ``data_ingestion.min_group_size``.
+
+    Returns:
+        Column -> {value: rows} for each small value, smallest first; columns without a small
+        value are left out.
     """
-    bad = rejected.copy()
-    problems: list[_Problem] = []
-    changed = True
-    while changed:
-        changed = False
-        for column, values in group_values.items():
-            ok = ~bad
-            counts = values[ok].value_counts()
-            small = counts[counts < min_size]
-            if small.empty:
-                continue
-            for i in np.flatnonzero(ok & values.isin(small.index).to_numpy()):
-                value = values.iat[i]
-                problems.append(
-                    _Problem(
-                        int(i),
-                        "small_group",
-                        f"small group: {column} {value!r} has {int(small[value])} valid row(s), "
-                        f"fewer than data_ingestion.min_group_size {min_size}; add images, merge "
-                        "the group, or lower min_group_size",
-                    )
-                )
-                bad[i] = True
-            changed = True
-    return problems
+    found: dict[str, dict[str, int]] = {}
+    for column in group_columns:
+        if column not in valid.columns:
+            continue
+        counts = valid[column].astype(str).value_counts()
+        small = counts[counts < min_size].sort_index(kind="stable").sort_values(kind="stable")
+        if not small.empty:
+            found[column] = {str(value): int(n) for value, n in small.items()}
+    return found
+
+
+def small_group_lines(groups: dict[str, dict[str, int]], min_size: int) -> list[str]:
+    """One sentence per small group, as the warning and the data-quality report give it."""
+    return [
+        f"group {column} {value!r} has {n} image(s), fewer than data_ingestion.min_group_size "
+        f"{min_size}: too small to judge fairness on; its rows are kept (add images of the "
+        "group, merge it with another, or lower min_group_size)"
+        for column, values in groups.items()
+        for value, n in values.items()
+    ]
+
+
+def _warn_small_groups(valid: pd.DataFrame, config: IngestionConfig) -> None:
+    for line in small_group_lines(
+        small_groups(valid, config.group_columns, config.min_group_size), config.min_group_size
+    ):
+        logger.warning("Small group: %s", line)
 
 
 def _problems_table(problems: list[_Problem], paths: list[str | None]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
+from deepfake_kedro.demo import DemoConfig, write_demo_dataset
 from deepfake_kedro.ingestion import DataValidationError, IngestionConfig
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.pipelines.data_ingestion import create_pipeline
@@ -24,13 +25,15 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-def run_pipeline(manifest: pd.DataFrame, root, params=None) -> dict:
+def run_pipeline(manifest: pd.DataFrame, root, params=None, config=None) -> dict:
+    """Run data_ingestion; ``config`` replaces ``PARAMS`` (+ ``params``) when given."""
     pipeline = create_pipeline()
+    config = config or IngestionConfig(**PARAMS, **(params or {}))
     catalog = DataCatalog(
         {
             "raw_manifest": MemoryDataset(manifest),
             "raw_images": MemoryDataset(ImageStore(str(root)), copy_mode="assign"),
-            "params:data_ingestion": MemoryDataset(IngestionConfig(**PARAMS, **(params or {}))),
+            "params:data_ingestion": MemoryDataset(config),
         }
         | {name: KeptDataset(copy_mode="assign") for name in pipeline.all_outputs()}
     )
@@ -96,3 +99,26 @@ def test_drop_policy_keeps_going_and_records_problems(tiny_demo_dir):
     problems = out["manifest_problems"]
     assert problems["row"].tolist() == [4]
     assert problems["check"].tolist() == ["label"]
+
+
+def test_a_valid_24_image_manifest_passes_with_the_default_parameters(tmp_path):
+    # Its groups are all below the default min_group_size 10 or close to it: they are reported
+    # as too small to judge, and every image is kept (they used to reject the manifest).
+    root = tmp_path / "demo"
+    write_demo_dataset(root, DemoConfig(n_images=24, image_size=64, seed=1), progress=False)
+    manifest = pd.read_csv(root / "manifest.csv")
+    assert len(manifest) == 24
+    out = run_pipeline(manifest, root, config=IngestionConfig())
+
+    assert len(out["validated_manifest"]) == 24 and out["manifest_problems"].empty
+    assert len(out["split_manifest"]) == 24
+    report = out["data_quality_report"]
+    assert report["totals"]["valid"] == 24 and report["totals"]["rejected_rows"] == 0
+    small = report["small_groups"]
+    assert small["min_group_size"] == 10 and small["groups"]
+    counts = manifest["group_a"].value_counts()
+    assert small["groups"]["group_a"] == {
+        str(v): int(n) for v, n in counts[counts < 10].sort_values().items()
+    }
+    assert len(report["warnings"]) == sum(len(v) for v in small["groups"].values())
+    assert all("too small to judge" in line for line in report["warnings"])

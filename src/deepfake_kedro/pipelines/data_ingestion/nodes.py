@@ -48,7 +48,9 @@ def report_data_quality(
     Returns:
         The report as a JSON-ready dict and its summary figure.
     """
-    report = data_quality_report(validated_manifest, manifest_problems, params.group_columns)
+    report = data_quality_report(
+        validated_manifest, manifest_problems, params.group_columns, params.min_group_size
+    )
     return report, plot_data_quality(report)
 
 
