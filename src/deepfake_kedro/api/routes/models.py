@@ -79,17 +79,20 @@ def deploy_version(
 ) -> DeployOut:
     """Move `champion` to a version; the old champion becomes `previous-champion`.
 
-    A version that failed validation is refused (409) unless `force` is true.
+    A version that failed validation is refused (409) unless `force` is true; so is a deploy
+    while another writer (a training run, `kedro retrain`) holds the project lock.
     """
+    from deepfake_kedro.project_lock import LockHeldError, project_lock
     from deepfake_kedro.registry.operations import deploy
 
     model_name = project.registry.model_name
     require_version(client, model_name, body.version)
     try:
-        message = registry_call(
-            lambda: deploy(client, project.registry, body.version, force=body.force)
-        )
-    except ValueError as err:
+        with project_lock("POST /v1/train/deploy", project=project.path):
+            message = registry_call(
+                lambda: deploy(client, project.registry, body.version, force=body.force)
+            )
+    except (ValueError, LockHeldError) as err:
         raise HTTPException(409, str(err)) from err
     aliases = registry_call(lambda: client.get_registered_model(model_name).aliases)
     return DeployOut(
