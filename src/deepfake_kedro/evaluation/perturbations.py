@@ -284,24 +284,18 @@ def view_key(content_hash: str, name: str, severity: float, seed: int) -> str:
     return f"{content_hash}~{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
 
 
-class PerturbationViews:
-    """An image store serving clean images and, per row, a perturbed view of them.
-
-    Feature extraction reads rows with a ``view`` column through :meth:`read_view` (one pass
-    over every image and perturbation: one DataLoader, perturbation in its workers) and rows
-    without one through :meth:`read_bytes`. Pickles with the wrapped store.
+class ViewStore:
+    """An image store serving clean images (``read_bytes``) and, per row, a derived view of
+    them (``read_view(path, view)``, implemented by subclasses): feature extraction reads
+    rows with a ``view`` column through it. Pickles with the wrapped store, so DataLoader
+    workers can use it.
 
     Args:
         store: The store of the clean images (anything with ``read_bytes(path)``).
-        seed: Base seed; each image's noise is seeded from it and the image path.
     """
 
-    def __init__(self, store: _ByteStore, seed: int = 0) -> None:
+    def __init__(self, store: _ByteStore) -> None:
         self.store = store
-        self.seed = int(seed)
-
-    def __repr__(self) -> str:
-        return f"PerturbationViews(seed={self.seed}, store={self.store!r})"
 
     @property
     def root_uri(self) -> str:
@@ -313,6 +307,29 @@ class PerturbationViews:
         return self.store.read_bytes(path)
 
     def read_view(self, path: str, view: str) -> Image.Image:
+        """The image at ``path`` under ``view``, as RGB."""
+        raise NotImplementedError
+
+    def _clean(self, path: str) -> Image.Image:
+        return _decode(self.store.read_bytes(path))
+
+
+class PerturbationViews(ViewStore):
+    """Every perturbation of a store in one extraction pass (a ``view`` per manifest row).
+
+    Args:
+        store: The store of the clean images (anything with ``read_bytes(path)``).
+        seed: Base seed; each image's noise is seeded from it and the image path.
+    """
+
+    def __init__(self, store: _ByteStore, seed: int = 0) -> None:
+        super().__init__(store)
+        self.seed = int(seed)
+
+    def __repr__(self) -> str:
+        return f"PerturbationViews(seed={self.seed}, store={self.store!r})"
+
+    def read_view(self, path: str, view: str) -> Image.Image:
         """The image at ``path`` under ``view`` (a :func:`view_name`), as RGB; the same pixels
         :class:`PerturbedImageStore` serves for that perturbation.
 
@@ -322,8 +339,7 @@ class PerturbationViews:
         name, severity = parse_view(view)
         try:
             check_perturbation(name, severity)
-            image = _decode(self.store.read_bytes(path))
-            return perturb(image, name, severity, path_seed(self.seed, path))
+            return perturb(self._clean(path), name, severity, path_seed(self.seed, path))
         except Exception as exc:
             raise ValueError(
                 f"cannot apply {perturbation_label(name, severity)} to image {path!r} under "

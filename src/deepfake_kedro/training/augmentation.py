@@ -17,7 +17,6 @@ unseen levels. The operations are the validation perturbations' own implementati
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from typing import Any
 
@@ -26,7 +25,12 @@ import pandas as pd
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deepfake_kedro.evaluation.perturbations import PERTURBATIONS, check_perturbation, path_seed
+from deepfake_kedro.evaluation.perturbations import (
+    PERTURBATIONS,
+    ViewStore,
+    check_perturbation,
+    path_seed,
+)
 
 AUGMENTATION_CODE_VERSION = 1
 """Bump when an operation's output changes: augmented views cached before are not reused."""
@@ -142,7 +146,7 @@ def augmented_rows(rows: pd.DataFrame, config: AugmentationConfig) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)
 
 
-class AugmentedViews:
+class AugmentedViews(ViewStore):
     """An image store serving clean images and, per row, augmented training views.
 
     Args:
@@ -151,24 +155,13 @@ class AugmentedViews:
     """
 
     def __init__(self, store: Any, config: AugmentationConfig) -> None:
-        self.store = store
+        super().__init__(store)
         self.config = config
 
     def __repr__(self) -> str:
         return f"AugmentedViews(views={self.config.views}, store={self.store!r})"
 
-    @property
-    def root_uri(self) -> str:
-        """Root of the wrapped store (used in error messages)."""
-        return str(getattr(self.store, "root_uri", self.store))
-
-    def read_bytes(self, path: str) -> bytes:
-        """Bytes of the clean image."""
-        return self.store.read_bytes(path)
-
     def read_view(self, path: str, view: str) -> Image.Image:
         """Augmented view ``view`` (``"aug:<k>"``) of the image at ``path``, as RGB."""
         index = int(view.removeprefix(VIEW_PREFIX))
-        with Image.open(io.BytesIO(self.store.read_bytes(path))) as opened:
-            image = opened.convert("RGB")
-        return augment(image, self.config, view_seed(self.config, path, index))
+        return augment(self._clean(path), self.config, view_seed(self.config, path, index))
