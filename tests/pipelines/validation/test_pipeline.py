@@ -3,51 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from deepfake_kedro.datasets import FeatureCacheDataset
 from deepfake_kedro.evaluation.config import ValidationConfig
 from deepfake_kedro.features import ExtractionConfig
-from deepfake_kedro.io import ImageStore
-from deepfake_kedro.models import BackboneConfig
-from deepfake_kedro.pipelines.ensemble_training.nodes import train_ensemble
-from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, extract_features
 from deepfake_kedro.pipelines.validation import create_pipeline
-from deepfake_kedro.training import TrainingConfig
-from deepfake_kedro.training.augmentation import AugmentationConfig
 
 RUNTIME = ExtractionConfig(batch_size=16, num_workers=0, progress=False)
-NO_AUGMENTATION = AugmentationConfig(views=0)
-
-
-class _NoState:
-    def load(self):
-        return None
-
-    def save(self, checkpoint):
-        pass
-
-
-@pytest.fixture(scope="module")
-def trained(split_manifest, tiny_demo_dir, tmp_path_factory):
-    """Spectral features of the tiny demo data and a head trained on them."""
-    store = ImageStore(str(tiny_demo_dir))
-    cache = FeatureCacheDataset(path=str(tmp_path_factory.mktemp("cache"))).load()
-    backbone = BackboneConfig(kind="spectral", image_size=64)
-    report = extract_features(
-        split_manifest, store, cache, backbone, RUNTIME, NO_AUGMENTATION, branch="spectral"
-    )
-    spectral = collect_features(split_manifest, cache, report)
-    checkpoint, *_ = train_ensemble(
-        split_manifest,
-        {"fingerprint": "f" * 64},
-        _NoState(),
-        TrainingConfig(epochs=10, patience=5, batch_size=16, device="cpu"),
-        spectral=spectral,
-    )
-    return store, checkpoint, cache
 
 
 class KeptDataset(MemoryDataset):

@@ -11,43 +11,16 @@ from deepfake_kedro.datasets import FeatureCacheDataset
 from deepfake_kedro.evaluation.config import ValidationConfig
 from deepfake_kedro.features import ExtractionConfig
 from deepfake_kedro.inference.policy import score_evaluated_rows
-from deepfake_kedro.io import ImageStore
-from deepfake_kedro.models import BackboneConfig
-from deepfake_kedro.pipelines.ensemble_training.nodes import train_ensemble
-from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, extract_features
 from deepfake_kedro.pipelines.validation.nodes import evaluate_robustness
-from deepfake_kedro.training import TrainingConfig
-from deepfake_kedro.training.augmentation import AugmentationConfig
 
 RUNTIME = ExtractionConfig(batch_size=16, num_workers=0, progress=False)
-NO_AUGMENTATION = AugmentationConfig(views=0)
 LEVELS = {"jpeg": [90.0, 50.0], "blur": [1.0], "noise": [5.0]}
 
 
-class _NoState:
-    def load(self):
-        return None
-
-    def save(self, checkpoint):
-        pass
-
-
 @pytest.fixture(scope="module")
-def model(split_manifest, tiny_demo_dir, tmp_path_factory):
-    """A spectral-only model and the val/test rows it scored."""
-    store = ImageStore(str(tiny_demo_dir))
-    cache = FeatureCacheDataset(path=str(tmp_path_factory.mktemp("train_cache"))).load()
-    backbone = BackboneConfig(kind="spectral", image_size=64)
-    report = extract_features(
-        split_manifest, store, cache, backbone, RUNTIME, NO_AUGMENTATION, branch="spectral"
-    )
-    checkpoint, *_ = train_ensemble(
-        split_manifest,
-        {"fingerprint": "f" * 64},
-        _NoState(),
-        TrainingConfig(epochs=4, patience=5, batch_size=16, device="cpu"),
-        spectral=collect_features(split_manifest, cache, report),
-    )
+def model(trained, split_manifest):
+    """The shared spectral model and the val/test rows it scored."""
+    store, checkpoint, cache = trained
     scores, _ = score_evaluated_rows(checkpoint, split_manifest, store, {"spectral": cache}, RUNTIME)
     return store, checkpoint, scores
 
