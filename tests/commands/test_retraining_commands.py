@@ -53,10 +53,13 @@ def _decision(project: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, _migrated_db) -> Path:
     path = make_project(tmp_path_factory.mktemp("retrain_project"), PARAMETERS, data_layers=False)
     shutil.copytree(ROOT / "airflow", path / "airflow", ignore=shutil.ignore_patterns("dags"))
     demo_images(path / "data/01_raw")
+    # An existing store: the concurrent commands below would otherwise race to create the
+    # SQLite schema (MLflow's migrations are not safe against a second creator).
+    shutil.copy(_migrated_db, path / "mlflow.db")
     return path
 
 
