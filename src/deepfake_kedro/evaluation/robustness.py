@@ -74,13 +74,7 @@ class RobustnessConfig(BaseModel):
     @field_validator("reported_only")
     @classmethod
     def _known_perturbations(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
-        allowed = ", ".join(sorted(PERTURBATIONS))
-        for name, levels in value.items():
-            if name not in PERTURBATIONS:
-                raise ValueError(f"unknown perturbation {name!r}; allowed: {allowed}")
-            for severity in levels:
-                check_perturbation(name, severity)
-        return value
+        return _check_levels(value, listed=False)
 
     def is_gated(self, name: str, severity: float) -> bool:
         """Whether the gate counts this condition (it is reported either way)."""
@@ -89,10 +83,17 @@ class RobustnessConfig(BaseModel):
     @field_validator("perturbations")
     @classmethod
     def _known_and_nonempty(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
-        allowed = ", ".join(sorted(PERTURBATIONS))
-        for name, levels in value.items():
-            if name not in PERTURBATIONS:
-                raise ValueError(f"unknown perturbation {name!r}; allowed: {allowed}")
+        return _check_levels(value, listed=True)
+
+
+def _check_levels(value: dict[str, list[float]], *, listed: bool) -> dict[str, list[float]]:
+    """Known perturbations with in-range severities; ``listed``: also non-empty and unique
+    (the evaluated grid, as opposed to a filter over it)."""
+    allowed = ", ".join(sorted(PERTURBATIONS))
+    for name, levels in value.items():
+        if name not in PERTURBATIONS:
+            raise ValueError(f"unknown perturbation {name!r}; allowed: {allowed}")
+        if listed:
             if not levels:
                 raise ValueError(
                     f"perturbation {name!r} has no severities; list at least one (defaults: "
@@ -100,9 +101,9 @@ class RobustnessConfig(BaseModel):
                 )
             if len(set(levels)) != len(levels):
                 raise ValueError(f"perturbation {name!r} lists a severity twice: {levels}")
-            for severity in levels:
-                check_perturbation(name, severity)
-        return value
+        for severity in levels:
+            check_perturbation(name, severity)
+    return value
 
 
 def perturbation_grid(config: RobustnessConfig) -> list[tuple[str, float]]:
