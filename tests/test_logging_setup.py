@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import Stream
 
 from deepfake_kedro import logging_setup
 
@@ -21,15 +22,6 @@ import logging
 import kedro.framework.project  # configures logging from conf/logging.yml in the cwd
 logging.getLogger("deepfake_kedro.check").info({MESSAGE!r})
 """
-
-
-class Stream(io.StringIO):
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
 
 
 def test_interactive_follows_isatty():

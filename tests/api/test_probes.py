@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fakes import folder, unreadable
 from kedro_project import make_project
 
 from deepfake_kedro.api.config import ApiConfig
@@ -30,14 +31,6 @@ def test_a_new_project_passes_and_creates_nothing(project):
     assert configured_mlflow_uris(project, None) == (f"sqlite:///{project}/mlflow.db", None)
 
 
-def folder(path: Path) -> None:
-    path.mkdir(parents=True)
-
-
-def unreadable(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-    path.chmod(0)
 
 
 def not_a_database(path: Path) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fakes import folder, unreadable
 from kedro_project import env, make_project
 
 pytestmark = pytest.mark.slow
@@ -18,14 +19,6 @@ pytestmark = pytest.mark.slow
 AS_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="chmod does not deny reads to root")
 
 
-def folder(path: Path) -> None:
-    path.mkdir(parents=True)
-
-
-def unreadable(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
-    path.chmod(0)
 
 
 @pytest.mark.parametrize("break_it", [folder, pytest.param(unreadable, marks=AS_ROOT)])

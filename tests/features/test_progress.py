@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import logging
 
 import pytest
+from fakes import Stream
 
 from deepfake_kedro.features import engine, iter_features
-
-
-class Stream(io.StringIO):
-    def __init__(self, tty: bool) -> None:
-        super().__init__()
-        self.tty = tty
-
-    def isatty(self) -> bool:
-        return self.tty
 
 
 def run(manifest, store, extractor, config, monkeypatch, caplog, *, tty: bool, progress: bool):
