@@ -1,4 +1,4 @@
-"""``python -m benchmarks [throughput|incremental|memory|quality ...] [--quick]``.
+"""``python -m benchmarks [throughput|incremental|memory|quality|pipeline ...] [--quick]``.
 
 Runs the named benchmarks (all by default, in the order below: incremental fills the feature
 cache that quality reads), prints a table per benchmark with its target and PASS/MISS, and
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 
-BENCHMARKS = ("throughput", "incremental", "memory", "quality")
+BENCHMARKS = ("throughput", "incremental", "memory", "quality", "pipeline")
 
 
 def _out(text: str = "") -> None:
