@@ -140,8 +140,13 @@ def test_default_pipeline_trains_and_tracks_the_ensemble(project):
         assert "no version of 'deepfake-detector' was registered" in registration["reason"]
         assert client.search_model_versions("name='deepfake-detector'") == []
 
-    # A second run extracts nothing: every image is in the feature cache.
-    kedro(project, "run", "--pipelines", "feature_extraction")
+    # A second run extracts nothing: every image is in the feature cache, and the run says so.
+    second = kedro(project, "run", "--pipelines", "feature_extraction")
+    log = second.stdout + second.stderr
+    line = next(x for x in log.splitlines() if "Cache use of this run:" in x)
+    assert "partly cached" not in line and "computed (not in cache)" not in line, line
+    for branch in ("resnet", "clip", "spectral"):
+        assert f"{branch}.extract_features_node (" in line.split("served from cache: ")[1], line
     for branch in ("resnet", "clip", "spectral"):
         report = json.loads((project / f"data/08_reporting/feature_extraction/{branch}.json").read_text())
         assert report["n_extracted"] == 0 and report["n_cached"] == 40, branch

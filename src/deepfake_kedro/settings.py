@@ -9,6 +9,7 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from deepfake_kedro.api.progress import ProgressHooks
+from deepfake_kedro.cache_use import CacheUseHooks
 from deepfake_kedro.hooks import (
     MlflowLineageHooks,
     ProblemReportHooks,
@@ -42,6 +43,7 @@ HOOKS = (
     RevalidationHooks(),
     ProgressHooks(),
     LakeHooks(),  # a run's first contact with S3: one line naming a bad endpoint
+    CacheUseHooks(),  # at the end of a run: which nodes the caches served
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

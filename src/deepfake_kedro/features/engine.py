@@ -24,6 +24,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from deepfake_kedro.cache_use import cache_use
 from deepfake_kedro.features.cache import CacheIdentityError, FeatureCache, canonical_json
 from deepfake_kedro.features.config import ExtractionConfig
 from deepfake_kedro.features.device import precision_name, resolve_device, resolve_precision
@@ -385,6 +386,7 @@ def update_cache(
         n_cached,
         len(todo),
         cache.path,
+        extra=cache_use(n_cached, len(todo), "images"),
     )
 
     writer = _ShardWriter(cache, config.rows_per_shard)

@@ -6,7 +6,9 @@ cache is opened at the checkpoint's backbone identity (architecture, weights, pr
 images it holds are loaded, the others are extracted once with the checkpoint's own backbone
 and written there, where the next run finds them. A branch with no cache root (a registered
 version with a branch this project no longer configures) is extracted without caching.
-Backbones are built only for branches that have something to extract.
+Backbones are built only for branches that have something to extract. A branch trained
+inside ``ensemble_training`` is no exception: its identity names the digest of its trained
+weights, so its cache folder holds that model's features alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepfake_kedro.cache_use import cache_use
 from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot, iter_features, update_cache
 from deepfake_kedro.inference.detector import build_branch_extractor
 from deepfake_kedro.training import build_model, predict_proba
@@ -54,7 +57,12 @@ def checkpoint_features(
     for branch in checkpoint["config"]["branches"]:
         root = caches.get(branch)
         if root is None:
-            logger.info("Branch %s has no feature cache here: extracting %d images", branch, len(rows))
+            logger.info(
+                "Branch %s has no feature cache here: extracting %d images",
+                branch,
+                len(rows),
+                extra=cache_use(0, len(rows), "images"),
+            )
             extractor = build_branch_extractor(checkpoint, branch)
             chunks = [f for _, f in iter_features(rows, store, extractor, runtime)] if hashes else []
             features[branch] = (
@@ -64,9 +72,16 @@ def checkpoint_features(
             continue
         cache = root.open(checkpoint["backbones"][branch])
         n_missing = len(set(hashes) - cache.cached_hashes())
-        if n_missing:
+        if n_missing:  # update_cache says how many the cache served
             extractor = build_branch_extractor(checkpoint, branch)
             update_cache(rows, store, extractor, cache, runtime)
+        elif hashes:
+            logger.info(
+                "Branch %s: all %d images served from its feature cache",
+                branch,
+                len(set(hashes)),
+                extra=cache_use(len(set(hashes)), 0, "images"),
+            )
         extracted[branch] = n_missing
         features[branch] = (
             cache.load(hashes)
