@@ -119,7 +119,7 @@ def _naive(extractor: torch.nn.Module, paths: list[str], device: torch.device) -
 def _pipeline(
     extractor: torch.nn.Module, rows: pd.DataFrame, compile_model: bool, cold: bool = True
 ) -> Timing:
-    config = runtime_config(compile=compile_model)
+    config = runtime_config(compile=compile_model, compile_min_images=0)
     stamps, sizes = [], []
     with _cold_inductor_cache() if compile_model and cold else contextlib.nullcontext():
         start = time.perf_counter()

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from deepfake_kedro.features import ImageReadError, iter_features
+from deepfake_kedro.features import ImageReadError, engine, iter_features
 
 
 def collect(rows, store, extractor, config):
@@ -72,13 +72,87 @@ def test_failed_compile_falls_back_to_eager(
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(engine, "_COMPILED", {})
     _, eager = collect(manifest, store, extractor, config)
     with caplog.at_level(logging.WARNING, logger="deepfake_kedro.features"):
         _, compiled = collect(
-            manifest, store, extractor, config.model_copy(update={"compile": True})
+            manifest,
+            store,
+            extractor,
+            config.model_copy(update={"compile": True, "compile_min_images": 0}),
         )
     np.testing.assert_allclose(compiled, eager, rtol=1e-6)
     assert "falling back" in caplog.text and "no C++ compiler" in caplog.text
+    assert engine._COMPILED == {}  # a broken compilation is not reused by the next pass
+
+
+class _CountingCompile:
+    """Stands in for torch.compile: counts compilations and records the batch shapes the
+    compiled callable sees (the model runs eagerly inside)."""
+
+    def __init__(self) -> None:
+        self.compiled: list[torch.nn.Module] = []
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, model, *args, **kwargs):
+        self.compiled.append(model)
+
+        def run(images):
+            self.shapes.append(tuple(images.shape))
+            return model(images)
+
+        return run
+
+
+def test_a_backbone_compiles_once_per_process_and_never_sees_a_new_batch_shape(
+    manifest, store, extractor, config, monkeypatch, caplog
+):
+    FakeExtractor = type(extractor)  # the conftest's class
+    counting = _CountingCompile()
+    monkeypatch.setattr(torch, "compile", counting)
+    monkeypatch.setattr(engine, "_COMPILED", {})
+    compiled_config = config.model_copy(
+        update={"compile": True, "compile_min_images": 0, "batch_size": 16}
+    )
+    _, eager = collect(manifest, store, FakeExtractor(), config)
+    with caplog.at_level(logging.INFO, logger="deepfake_kedro.features"):
+        _, first = collect(manifest, store, FakeExtractor(), compiled_config)
+        # a second node of the same run builds its own extractor of the same identity
+        _, second = collect(manifest, store, FakeExtractor(), compiled_config)
+    assert len(counting.compiled) == 1
+    assert "reusing the extractor compiled earlier in this process" in caplog.text
+    assert len(manifest) % 16  # the last batch is short, and is padded to the compiled shape
+    assert {shape[0] for shape in counting.shapes} == {16}
+    np.testing.assert_allclose(first, eager, rtol=1e-6)
+    np.testing.assert_allclose(second, eager, rtol=1e-6)
+    # another identity (seed) is another compilation
+    collect(manifest, store, FakeExtractor(seed=1), compiled_config)
+    assert len(counting.compiled) == 2
+
+
+@pytest.mark.parametrize(
+    ("compile_setting", "min_images", "compiles"),
+    [
+        (["resnet"], 0, True),  # the fake extractor's kind
+        (["clip"], 0, False),
+        (True, 0, True),
+        (True, 10_000, False),  # too few images for the compilation to pay
+        (False, 0, False),
+    ],
+)
+def test_compile_per_backbone_kind_and_only_for_enough_images(
+    manifest, store, extractor, config, monkeypatch, compile_setting, min_images, compiles
+):
+    counting = _CountingCompile()
+    monkeypatch.setattr(torch, "compile", counting)
+    monkeypatch.setattr(engine, "_COMPILED", {})
+    collect(
+        manifest,
+        store,
+        extractor,
+        config.model_copy(update={"compile": compile_setting, "compile_min_images": min_images}),
+    )
+    assert bool(counting.compiled) is compiles
 
 
 def test_channels_last_off_gives_the_same_values(manifest, store, extractor, config):
@@ -101,3 +175,20 @@ def test_progress_bar_and_log_summary(manifest, store, extractor, config, caplog
 def test_missing_columns_are_named(manifest, store, extractor, config):
     with pytest.raises(ValueError, match="content_hash"):
         list(iter_features(manifest[["image_path"]], store, extractor, config))
+
+
+@pytest.mark.slow
+def test_real_torch_compile_matches_eager_with_a_padded_last_batch(
+    manifest, store, extractor, config, monkeypatch, caplog
+):
+    """torch.compile itself (inductor), not a stand-in: same features as eager."""
+    monkeypatch.setattr(engine, "_COMPILED", {})
+    compiled_config = config.model_copy(
+        update={"compile": True, "compile_min_images": 0, "batch_size": 16}
+    )
+    _, eager = collect(manifest, store, extractor, config)
+    with caplog.at_level(logging.INFO, logger="deepfake_kedro.features"):
+        _, compiled = collect(manifest, store, type(extractor)(), compiled_config)
+    assert "falling back" not in caplog.text and "unavailable" not in caplog.text, caplog.text
+    assert "first compiled batch took" in caplog.text
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-5)

@@ -91,21 +91,38 @@ class _ImageDataset(Dataset):
         return tensor, self.hashes[index]
 
 
-class _Runner:
-    """Calls the compiled model when asked to, and the eager one if compiling fails."""
+_COMPILED: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+"""Compiled extractors of this process, by identity, device, precision and memory format: a
+backbone is compiled once per process, whatever number of nodes run it."""
 
-    def __init__(self, model: torch.nn.Module, compile_model: bool) -> None:
+
+class _Runner:
+    """Calls the compiled model when asked to, and the eager one if compiling fails.
+
+    Args:
+        model: The extractor, on its device.
+        key: Its identity, device, precision and memory format (``None``: do not compile);
+            a model compiled earlier in this process under the same key is reused.
+    """
+
+    def __init__(self, model: torch.nn.Module, key: str | None) -> None:
         self.model = model
+        self.key = key
+        self.reused = False
         self.compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
-        if compile_model:
-            try:
-                self.compiled = torch.compile(model)
-            except Exception as exc:  # compile is an optimisation, never a reason to fail
-                logger.warning(
-                    "torch.compile is unavailable (%s: %s); running the extractor eagerly",
-                    type(exc).__name__,
-                    exc,
-                )
+        if key is None:
+            return
+        if key in _COMPILED:
+            self.compiled, self.reused = _COMPILED[key], True
+            return
+        try:
+            self.compiled = _COMPILED[key] = torch.compile(model)
+        except Exception as exc:  # compile is an optimisation, never a reason to fail
+            logger.warning(
+                "torch.compile is unavailable (%s: %s); running the extractor eagerly",
+                type(exc).__name__,
+                exc,
+            )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.compiled is not None:
@@ -118,7 +135,22 @@ class _Runner:
                     str(exc).splitlines()[0] if str(exc) else "",
                 )
                 self.compiled = None
+                _COMPILED.pop(self.key or "", None)
         return self.model(images)
+
+
+def _compile_key(
+    extractor: torch.nn.Module, device: torch.device, dtype: torch.dtype | None, config: Any
+) -> str:
+    identity = extractor.identity() if hasattr(extractor, "identity") else id(extractor)
+    return canonical_json(
+        {
+            "identity": identity,
+            "device": str(device),
+            "dtype": precision_name(dtype),
+            "channels_last": bool(config.channels_last),
+        }
+    )
 
 
 def _check_rows(rows: pd.DataFrame, what: str) -> None:
@@ -203,7 +235,12 @@ def _extract(
     extractor.to(device)
     if config.channels_last:
         extractor.to(memory_format=torch.channels_last)
-    runner = _Runner(extractor, config.compile)
+    compiling = config.compiles(kind, total)
+    runner = _Runner(extractor, _compile_key(extractor, device, dtype, config) if compiling else None)
+    if runner.reused:
+        logger.info("%s: reusing the extractor compiled earlier in this process", kind)
+    elif runner.compiled is not None:
+        logger.info("%s: torch.compile: the first batch includes the compilation", kind)
     autocast = (
         torch.autocast(device_type=device.type, dtype=dtype)
         if dtype is not None
@@ -224,10 +261,22 @@ def _extract(
                     f"tensors; got a batch of {images.dtype} with shape {tuple(images.shape)}"
                 )
             images = images.to(device, non_blocking=True)
+            n = len(images)
+            if runner.compiled is not None and n < config.batch_size:
+                # One shape for the compiled model: pad the last batch, never recompile.
+                pad = images[-1:].expand(config.batch_size - n, *images.shape[1:])
+                images = torch.cat([images, pad])
             if config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
+            batch_start = time.perf_counter()
             with torch.inference_mode(), autocast:
-                output = runner(images)
+                output = runner(images)[:n]
+            if done == 0 and runner.compiled is not None and not runner.reused:
+                logger.info(
+                    "%s: first compiled batch took %.1f s (compilation included)",
+                    kind,
+                    time.perf_counter() - batch_start,
+                )
             features = output.float().cpu().numpy()
             if features.shape != (len(hashes), extractor.feature_dim):
                 raise ValueError(
