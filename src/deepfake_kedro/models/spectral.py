@@ -1,18 +1,24 @@
 """Weight-free forensic features ("v1"): spectrum, periodic peaks, JPEG grid, noise residual.
 
-Each group targets one kind of fake in the data (see ``deepfake_kedro.demo.manipulations``):
+No group assumes where a manipulated region lies: every statistic is either global, a
+distribution over 16x16 blocks (so it does not change when the blocks are permuted), or
+measured on a region found in the image itself. Horizontal flips and circular shifts by
+whole blocks leave the block and region groups unchanged up to the pixels at the image
+border. The groups and what each assumes:
 
 - ``radial_spectrum``: azimuthally averaged log power spectrum of the grey high-pass
   residual, mean-removed (Durall et al. 2020, "Watch your up-convolution"): up-sampling
-  layers bend the high-frequency tail.
+  layers bend the high-frequency tail. Assumes nothing about the image's layout.
 - ``periodic_peaks``: log ratio of the energy at N/2 and N/4 (x, y, both diagonals) to the
   median of its neighbourhood, in the residual's spectrum and in the spectrum of the
   first-difference magnitude. Zero insertion and transposed convolutions leave peaks in the
   former; nearest up-sampling cancels the N/2 bin there but makes first differences
-  vanish at every other pixel, a peak in the latter.
+  vanish at every other pixel, a peak in the latter. Assumes the pixel grid of the crop is
+  the image's (no resize before extraction).
 - ``blockiness``: mean absolute luma difference across columns (rows) at each of the 8
   phases of an 8x8 grid relative to all phases, sorted (so a shifted or second grid is
-  seen wherever it lies) plus the phase aligned with the crop's grid.
+  seen wherever it lies) plus the phase aligned with the crop's grid. Assumes the crop
+  starts on the image's 8x8 JPEG grid (the preprocessing crops on a 16 px grid).
 - ``dct_periodicity``: on the crop's own 8x8 grid and on the grid found by the
   blockiness, the magnitude of the characteristic function of ten low-frequency AC DCT
   coefficients at periods 2..16, i.e. the Fourier magnitudes of each coefficient
@@ -20,26 +26,28 @@ Each group targets one kind of fake in the data (see ``deepfake_kedro.demo.manip
   every divisor of q), so a last compression coarser than a camera's shows at its step;
   a second quantisation leaves the periodic gaps and peaks of double quantisation.
 - ``noise``: per RGB channel log std and log kurtosis of the residual; log std of the luma
-  and chroma residuals over 16x16 blocks summarised by quantiles and max/median (a blended
-  face has other noise and sharpness than its frame); and a per-image fit of block noise on
-  brightness and texture (camera noise depends on the signal, pasted texture does not):
-  slopes and quantiles of the misfit.
-- ``centre_surround``: for face-centred crops, mean block noise (luma, Cb, Cr) and
-  sharpness (residual against edge strength) of the centre, the ring where a blending mask
-  fades and the surround, as three contrasts (centre-surround, ring-surround, ring-centre).
-  Self-blending changes the inner face only, so it stops matching its frame.
-- ``face_contrast``: mean colour (Cb, Cr), brightness, noise, Laplacian and band-pass energy
-  and sharpness of a central face ellipse against a ring around it, with their spread. A
-  self-blended face carries a colour, brightness and sharpness shift the frame does not.
-- ``face_reference``: the face judged against references inside the same photo. Skin is
-  segmented by log-chromaticity (log R/G, log B/G: independent of brightness, shading and
-  gamma) close to the median of a central face box; the neck (skin at the bottom of the
-  crop) has the face's albedo but lies outside any face-swap or blending mask. Features: face
-  box minus neck chromaticity (a self-blended face is colour-jittered, its neck is not),
-  chromaticity spread of both, their brightness ratio; and three brightness-normalised
-  high-pass maps (log1p of |residual| over local brightness at scales 1, 1-2 and 2-4 px: the
-  skin texture a blur or sharpening jitter changes) averaged over the face box, the skin of
-  the face rows, the neck, the top of the crop and the whole crop, with their differences.
+  and chroma residuals over 16x16 blocks summarised by quantiles and max/median (a pasted
+  region has other noise than its frame); and a per-image fit of block noise on brightness
+  and texture (camera noise depends on the signal, pasted texture does not): slopes and
+  quantiles of the misfit. Assumes one camera noise model per image.
+- ``block_maps``: distributions over blocks of the per-block maps (see ``BLOCK_MAPS``):
+  sharpness (residual against edge strength), fine-to-mid band energy, log-chromaticity
+  (log R/G, log B/G: independent of brightness and shading) and the 8x8 blocking strength,
+  each by its median, 10-90% spread and both tails; plus, for every map, how much
+  neighbouring blocks differ (90th percentile of |map(block) - map(neighbour)|): a pasted,
+  blurred or recompressed region makes a step where its edge lies. Assumes nothing about
+  where.
+- ``anomalous_region``: the region found from the image: blocks are scored by how far
+  their noise-type maps (``REGION_MAPS``: the noise misfit, sharpness, band ratio, chroma
+  noise and blocking) lie from the image's own median, in units of the image's own spread
+  (median absolute deviation), averaged over 3x3 blocks; the ``REGION_FRACTION`` of blocks
+  with the highest score is the region and the blocks touching it are its ring. Features:
+  the mean robust z-score of every map in the region and in the ring (a self-blended or
+  pasted region carries a colour, brightness, sharpness and noise shift its frame does
+  not; the ring holds the blending boundary), the score's median, 90th percentile and max,
+  region minus rest, and the region's compactness (share of its blocks' neighbours inside
+  it: a manipulated region is one piece, natural outliers are scattered). Assumes at most
+  one region per image stands out, of any shape, anywhere.
 - ``resampling``: blockiness at periods 2 and 4 (the pixel phase of 2x/4x up-sampling),
   residual autocorrelation at small lags and its even/odd parity (Popescu & Farid 2005),
   Laplacian-pyramid energies, the noise level per brightness bin (camera noise depends on
@@ -53,12 +61,13 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 """Bump whenever a change here would change the features (invalidates the feature cache)."""
 
 RADIAL_BINS = 64
@@ -67,15 +76,46 @@ PEAK_POSITIONS = ("x/2", "y/2", "diag/2", "x/4", "y/4", "diag/4", "antidiag/4")
 # quantisation step tells the quality of the last compression.
 DCT_MODES = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0), (2, 1), (1, 2), (2, 2), (0, 3), (3, 0))
 DCT_PERIODS = tuple(range(2, 17))
-AUTOCORR_LAGS = ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0), (2, 2), (0, 3), (3, 0), (0, 4), (4, 0))
+AUTOCORR_LAGS = (
+    (0, 1),
+    (1, 0),
+    (1, 1),
+    (1, -1),
+    (0, 2),
+    (2, 0),
+    (2, 2),
+    (0, 3),
+    (3, 0),
+    (0, 4),
+    (4, 0),
+)
 PYRAMID_LEVELS = 4
 NLF_BINS = 6
 NOISE_BLOCK = 16
 MIN_SIDE = 32
-# Radii (fraction of the side, from the centre) splitting blocks into face centre, blend
-# ring and surround, for face-centred crops: the demo's faces sit at 0.5 +- 0.1 with a
-# half-width of 0.15-0.23 of the side, as in usual face-forensics crops.
-REGION_RADII = (0.18, 0.32)
+# Per-block maps, in the order of the ``block_maps`` tensor (see _block_maps).
+BLOCK_MAPS = (
+    "noise_y",
+    "noise_cb",
+    "noise_cr",
+    "noise_misfit",
+    "sharpness",
+    "fine_to_mid",
+    "chroma_rg",
+    "chroma_bg",
+    "brightness",
+    "blocking",
+)
+# Maps summarised by their distribution in ``block_maps``: noise_y/cb/cr and the misfit have
+# theirs in ``noise``; brightness is content, not a trace (only its steps are used).
+DISTRIBUTION_MAPS = ("sharpness", "fine_to_mid", "chroma_rg", "chroma_bg", "blocking")
+# Maps a camera makes the same all over a photo (once brightness and texture are accounted
+# for), so a block far from the image's median on them is suspect; colour and brightness
+# vary with the scene and are measured in the region, not used to find it.
+REGION_MAPS = ("noise_misfit", "sharpness", "fine_to_mid", "noise_cb", "noise_cr", "blocking")
+REGION_FRACTION = 0.125  # share of the blocks in the anomalous region
+ROBUST_FLOOR = 0.02  # smallest spread of a map (log units) its z-scores are taken against
+Z_CLIP = 6.0
 
 FEATURE_GROUPS: dict[str, int] = {
     "radial_spectrum": RADIAL_BINS,
@@ -84,11 +124,15 @@ FEATURE_GROUPS: dict[str, int] = {
     # on the crop's own 8x8 grid and on the grid with the strongest blocking, + max over modes
     "dct_periodicity": 2 * (len(DCT_MODES) + 1) * len(DCT_PERIODS),
     "noise": 3 * 2 + 3 * 4 + 5,
-    "centre_surround": 3 * 4,
-    "face_contrast": 7 * 3,
-    "face_reference": 3 + 2 * 2 + 1 + 5 * 3 + 4 * 3 + 2 + 2,
-    "resampling": 2 * (2 + 4) + PYRAMID_LEVELS + (PYRAMID_LEVELS - 1) + NLF_BINS
-    + (len(AUTOCORR_LAGS) + 2) + 4 + 1,
+    "block_maps": 4 * len(DISTRIBUTION_MAPS) + len(BLOCK_MAPS),
+    "anomalous_region": 2 * len(BLOCK_MAPS) + 5,
+    "resampling": 2 * (2 + 4)
+    + PYRAMID_LEVELS
+    + (PYRAMID_LEVELS - 1)
+    + NLF_BINS
+    + (len(AUTOCORR_LAGS) + 2)
+    + 4
+    + 1,
 }
 FEATURE_DIM = sum(FEATURE_GROUPS.values())
 
@@ -131,12 +175,14 @@ def spectral_features(images: torch.Tensor) -> torch.Tensor:
         planes = torch.cat([rgb, ycc], dim=1)  # R G B Y Cb Cr, 0..255 units
         residual = planes - _blur3(planes)
         luma, res_y = ycc[:, 0], residual[:, 3]
+        maps = _block_maps(rgb, luma, residual)
         groups = [
             _radial_spectrum(res_y),
             _periodic_peaks(res_y, luma),
             *_jpeg_grid(luma),
-            *_noise_statistics(planes, residual),
-            *_face_groups(rgb, ycc, res_y),
+            _noise_statistics(residual, maps),
+            _block_map_statistics(maps.maps),
+            _anomalous_region(maps.maps),
             _resampling(luma, res_y, residual[:, 4]),
         ]
         features = torch.cat(groups, dim=1)
@@ -301,21 +347,110 @@ def _dct_mode_basis(device: torch.device) -> torch.Tensor:
     return basis.float().to(device)
 
 
-def _block_log_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log std and mean of [B, C, H, W] over non-overlapping 16x16 blocks -> [B, C, n]."""
+# --------------------------------------------------------------------------- block maps
+
+
+class BlockMaps(NamedTuple):
+    """Per-block maps of a batch, and the per-image noise model the misfit is taken from."""
+
+    maps: torch.Tensor
+    """``[B, len(BLOCK_MAPS), hb, wb]`` over non-overlapping NOISE_BLOCK x NOISE_BLOCK blocks."""
+    coef: torch.Tensor
+    """``[B, 2]``: slopes of block noise on brightness and texture."""
+
+
+def _blocks(x: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] -> [B, C, hb, wb, S, S] blocks of side S = NOISE_BLOCK (remainder dropped)."""
     b, c, h, w = x.shape
     s = NOISE_BLOCK
     hb, wb = h // s, w // s
-    blocks = x[:, :, : hb * s, : wb * s].reshape(b, c, hb, s, wb, s).permute(0, 1, 2, 4, 3, 5)
-    blocks = blocks.reshape(b, c, hb * wb, s * s)
-    std, mean = torch.std_mean(blocks, dim=3, correction=0)
+    return x[:, :, : hb * s, : wb * s].reshape(b, c, hb, s, wb, s).permute(0, 1, 2, 4, 3, 5)
+
+
+def _block_log_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log std and mean of [B, C, H, W] over each block -> [B, C, hb, wb] each."""
+    blocks = _blocks(x)
+    std, mean = torch.std_mean(blocks.reshape(*blocks.shape[:4], -1), dim=4, correction=0)
     return torch.log(std + 1e-3), mean
 
 
-def _noise_statistics(
-    planes: torch.Tensor, residual: torch.Tensor
+def _block_log_rms(x: torch.Tensor) -> torch.Tensor:
+    return torch.log(_blocks(x).square().mean(dim=(4, 5)).sqrt() + 1e-3)
+
+
+def _block_maps(rgb: torch.Tensor, luma: torch.Tensor, residual: torch.Tensor) -> BlockMaps:
+    """The BLOCK_MAPS of each image (every operation is symmetric, so the maps of a flipped
+    image are the flipped maps)."""
+    noise, _ = _block_log_std(residual[:, 3:])  # luma, Cb, Cr residual
+    low = luma[:, None] - residual[:, 3:4]  # binomial low-pass of the luma
+    texture, brightness = _block_log_std(low)
+    misfit, coef = _noise_fit(noise[:, 0], brightness[:, 0], texture[:, 0])
+    # Sharpness: residual noise against the edge strength of the low-pass image (central
+    # differences, so that no direction is preferred).
+    padded = F.pad(low, (1, 1, 1, 1), mode="replicate")
+    edges = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]).abs() + (
+        padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]
+    ).abs()
+    sharpness = noise[:, :1] - _block_log_std(edges)[0]
+    # Finest band (the residual) against the next one: blur lowers it, sharpening raises it.
+    fine_to_mid = _block_log_rms(residual[:, 3:4]) - _block_log_rms(low - _blur3(_blur3(low)))
+    log_rgb = torch.log(rgb + 4.0)  # +4: dark pixels' chromaticity is mostly noise
+    chroma = torch.stack([log_rgb[:, 0] - log_rgb[:, 1], log_rgb[:, 2] - log_rgb[:, 1]], dim=1)
+    maps = torch.cat(
+        [
+            noise,
+            misfit[:, None],
+            sharpness,
+            fine_to_mid,
+            _blocks(chroma).mean(dim=(4, 5)),
+            torch.log(brightness + 4.0),
+            _block_blocking(luma),
+        ],
+        dim=1,
+    )
+    return BlockMaps(maps, coef)
+
+
+def _noise_fit(
+    noise: torch.Tensor, brightness: torch.Tensor, texture: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``noise`` and ``centre_surround`` groups."""
+    """Ridge fit of block noise on brightness and texture, per image: signed misfit, slopes.
+
+    Centred, so an image without variation gets zero slopes whatever its brightness.
+    """
+    b, hb, wb = noise.shape
+    design = torch.stack([brightness.flatten(1) / 255.0, texture.flatten(1)], dim=2)  # [B, n, 2]
+    design = design - design.mean(dim=1, keepdim=True)
+    target = noise.flatten(1)
+    target = (target - target.mean(dim=1, keepdim=True))[..., None]
+    gram = design.transpose(1, 2) @ design
+    ridge = 1e-3 * design.shape[1] * torch.eye(2, device=noise.device)
+    coef = torch.linalg.solve(gram + ridge, design.transpose(1, 2) @ target)  # [B, 2, 1]
+    misfit = (target - design @ coef)[..., 0]
+    return misfit.view(b, hb, wb), coef[..., 0]
+
+
+def _block_blocking(luma: torch.Tensor) -> torch.Tensor:
+    """Log ratio of the luma steps across the crop's 8x8 grid to those inside its blocks.
+
+    Only pixel pairs inside a block are used (the grid line between pixels 7 and 8 of each
+    block), so a flipped image's map is the flipped map.
+    """
+    blocks = _blocks(luma[:, None])[:, 0]  # [B, hb, wb, S, S]
+    across_cols = (blocks[..., :, 1:] - blocks[..., :, :-1]).abs()  # pair k: pixels k, k+1
+    across_rows = (blocks[..., 1:, :] - blocks[..., :-1, :]).abs()
+    on_grid = torch.arange(NOISE_BLOCK - 1, device=luma.device) % 8 == 7
+    boundary = across_cols[..., on_grid].mean(dim=(3, 4)) + across_rows[..., on_grid, :].mean(
+        dim=(3, 4)
+    )
+    inside = across_cols[..., ~on_grid].mean(dim=(3, 4)) + across_rows[..., ~on_grid, :].mean(
+        dim=(3, 4)
+    )
+    return (torch.log(boundary + 0.05) - torch.log(inside + 0.05))[:, None]
+
+
+def _noise_statistics(residual: torch.Tensor, maps: BlockMaps) -> torch.Tensor:
+    """The ``noise`` group (see the module docstring)."""
     res_rgb = residual[:, :3].flatten(2)
     m2 = res_rgb.square().mean(dim=2)
     m4 = res_rgb.square().square().mean(dim=2)
@@ -323,56 +458,76 @@ def _noise_statistics(
     log_kurtosis = torch.log((m4 + _EPS) / (m2.square() + _EPS))
 
     # Local noise level of luma, Cb, Cr residuals.
-    block_log_std, _ = _block_log_std(residual[:, 3:])  # [B, 3, n]
-    q = torch.tensor([0.1, 0.5, 0.9], device=planes.device)
+    block_log_std = maps.maps[:, :3].flatten(2)  # [B, 3, n]
+    q = torch.tensor([0.1, 0.5, 0.9], device=residual.device)
     quantiles = torch.quantile(block_log_std, q, dim=2).permute(1, 2, 0)  # [B, 3, 3]
     spread = block_log_std.amax(dim=2) - quantiles[..., 1]  # log(max / median)
     local = torch.cat([quantiles, spread[..., None]], dim=2).flatten(1)
 
-    # Ridge fit of block noise on brightness and texture, per image. Centred, so an image
-    # without variation gets zero slopes whatever its brightness.
-    noise = block_log_std[:, 0]
-    low = planes[:, 3:4] - residual[:, 3:4]
-    texture, brightness = _block_log_std(low)
-    design = torch.stack([brightness[:, 0] / 255.0, texture[:, 0]], dim=2)  # [B, n, 2]
-    design = design - design.mean(dim=1, keepdim=True)
-    target = (noise - noise.mean(dim=1, keepdim=True))[..., None]
-    gram = design.transpose(1, 2) @ design
-    ridge = 1e-3 * design.shape[1] * torch.eye(2, device=planes.device)
-    coef = torch.linalg.solve(gram + ridge, design.transpose(1, 2) @ target)  # [B, 2, 1]
-    misfit = (target - design @ coef)[..., 0].abs()
-    misfit_q = torch.quantile(misfit, torch.tensor([0.5, 0.9], device=planes.device), dim=1).T
-    fit = torch.cat([coef[..., 0], misfit_q, misfit.amax(dim=1, keepdim=True)], dim=1)
+    misfit = maps.maps[:, BLOCK_MAPS.index("noise_misfit")].flatten(1).abs()
+    misfit_q = torch.quantile(misfit, torch.tensor([0.5, 0.9], device=residual.device), dim=1).T
+    fit = torch.cat([maps.coef, misfit_q, misfit.amax(dim=1, keepdim=True)], dim=1)
+    return torch.cat([log_std, log_kurtosis, local, fit], dim=1)
 
-    # Sharpness: residual noise against the edge strength of the low-pass image.
-    edges = F.pad((low[..., 1:] - low[..., :-1]).abs(), (0, 1)) + F.pad(
-        (low[..., 1:, :] - low[..., :-1, :]).abs(), (0, 0, 0, 1)
+
+def _map_indices(names: tuple[str, ...]) -> list[int]:
+    return [BLOCK_MAPS.index(name) for name in names]
+
+
+def _block_map_statistics(maps: torch.Tensor) -> torch.Tensor:
+    """The ``block_maps`` group: distributions over blocks and steps between neighbours."""
+    values = maps[:, _map_indices(DISTRIBUTION_MAPS)].flatten(2)  # [B, D, n]
+    q10, q50, q90 = torch.quantile(
+        values, torch.tensor([0.1, 0.5, 0.9], device=maps.device), dim=2
+    ).unbind(0)
+    distribution = torch.stack(
+        [q50, q90 - q10, values.amax(dim=2) - q90, q10 - values.amin(dim=2)], dim=2
+    ).flatten(1)
+    steps = torch.cat(
+        [
+            (maps[..., 1:, :] - maps[..., :-1, :]).abs().flatten(2),
+            (maps[..., :, 1:] - maps[..., :, :-1]).abs().flatten(2),
+        ],
+        dim=2,
     )
-    edge_log_std, _ = _block_log_std(edges)
-    maps = torch.cat([block_log_std, block_log_std[:, :1] - edge_log_std], dim=1)  # [B, 4, n]
-    h, w = planes.shape[-2:]
-    regions = _region_weights(h // NOISE_BLOCK, w // NOISE_BLOCK, planes.device)  # [3, n]
-    centre, ring, surround = (maps @ regions.T).unbind(dim=2)  # each [B, 4]
-    contrasts = torch.cat([centre - surround, ring - surround, ring - centre], dim=1)
-    return torch.cat([log_std, log_kurtosis, local, fit], dim=1), contrasts
+    return torch.cat([distribution, torch.quantile(steps, 0.9, dim=2)], dim=1)
 
 
-@functools.lru_cache(maxsize=16)
-def _region_weights(hb: int, wb: int, device: torch.device) -> torch.Tensor:
-    """[3, hb*wb] averaging weights of the centre, ring and surround blocks.
+def _anomalous_region(maps: torch.Tensor) -> torch.Tensor:
+    """The ``anomalous_region`` group: a region found from the image's own statistics."""
+    b, _, hb, wb = maps.shape
+    flat = maps.flatten(2)  # [B, M, n]
+    median = flat.median(dim=2, keepdim=True).values
+    mad = (flat - median).abs().median(dim=2, keepdim=True).values
+    z = ((flat - median) / (1.4826 * mad + ROBUST_FLOOR)).clamp(-Z_CLIP, Z_CLIP)
 
-    A region without blocks (tiny images) averages all blocks, so its contrasts are 0.
-    """
-    yy, xx = np.meshgrid(
-        (np.arange(hb) + 0.5) / hb - 0.5, (np.arange(wb) + 0.5) / wb - 0.5, indexing="ij"
+    score = z[:, _map_indices(REGION_MAPS)].square().mean(dim=1).view(b, 1, hb, wb)
+    score = F.avg_pool2d(score, 3, 1, 1, count_include_pad=False).flatten(1)  # [B, n]
+    k = max(1, round(REGION_FRACTION * hb * wb))
+    region = torch.zeros_like(score).scatter_(1, score.topk(k, dim=1).indices, 1.0)
+    grown = F.max_pool2d(region.view(b, 1, hb, wb), 3, 1, 1).flatten(1)
+    ring, rest = grown - region, 1.0 - grown
+
+    def mean_z(mask: torch.Tensor) -> torch.Tensor:
+        return (z * mask[:, None]).sum(dim=2) / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+    cross = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]], device=maps.device)
+    neighbours = F.conv2d(region.view(b, 1, hb, wb), cross.view(1, 1, 3, 3), padding=1)
+    compactness = (neighbours.flatten(1) * region).sum(dim=1) / (4.0 * k)
+    region_score = (score * region).sum(dim=1) / k
+    rest_score = (score * rest).sum(dim=1) / rest.sum(dim=1).clamp_min(1.0)
+    q50, q90 = torch.quantile(score, torch.tensor([0.5, 0.9], device=maps.device), dim=1)
+    summary = torch.stack(
+        [
+            torch.log1p(q50),
+            torch.log1p(q90),
+            torch.log1p(score.amax(dim=1)),
+            torch.log1p(region_score) - torch.log1p(rest_score),
+            compactness,
+        ],
+        dim=1,
     )
-    radius = np.hypot(yy, xx).reshape(-1)
-    inner, outer = REGION_RADII
-    masks = np.stack(
-        [radius < inner, (radius >= inner) & (radius < outer), radius >= outer]
-    ).astype(np.float64)
-    masks[masks.sum(1) == 0] = 1.0
-    return torch.from_numpy((masks / masks.sum(1, keepdims=True)).astype(np.float32)).to(device)
+    return torch.cat([mean_z(region), mean_z(ring), summary], dim=1)
 
 
 def _period_profile(luma: torch.Tensor, period: int, dim: int) -> torch.Tensor:
@@ -400,7 +555,9 @@ def _autocorrelation(residual: torch.Tensor) -> torch.Tensor:
     # Up-sampling by 2 correlates pixel pairs at one parity more than at the other.
     horizontal = r[:, :, :-1] * r[:, :, 1:]
     vertical = r[:, :-1] * r[:, 1:]
-    out.append((horizontal[:, :, 0::2].mean(dim=(1, 2)) - horizontal[:, :, 1::2].mean(dim=(1, 2))) / var)
+    out.append(
+        (horizontal[:, :, 0::2].mean(dim=(1, 2)) - horizontal[:, :, 1::2].mean(dim=(1, 2))) / var
+    )
     out.append((vertical[:, 0::2].mean(dim=(1, 2)) - vertical[:, 1::2].mean(dim=(1, 2))) / var)
     return torch.stack(out, dim=1)
 
@@ -420,8 +577,12 @@ def _resampling(luma: torch.Tensor, res_y: torch.Tensor, res_cb: torch.Tensor) -
     local_mean = F.avg_pool2d(luma[:, None], 5, 1, 2, count_include_pad=False)[:, 0]
     local_var = F.avg_pool2d(res_y[:, None].square(), 5, 1, 2, count_include_pad=False)[:, 0]
     bins = (local_mean / 256 * NLF_BINS).long().clamp(0, NLF_BINS - 1).flatten(1)
-    sums = torch.zeros(luma.shape[0], NLF_BINS, device=luma.device).scatter_add_(1, bins, local_var.flatten(1))
-    counts = torch.zeros_like(sums).scatter_add_(1, bins, torch.ones_like(sums[:, :1]).expand_as(local_var.flatten(1)))
+    sums = torch.zeros(luma.shape[0], NLF_BINS, device=luma.device).scatter_add_(
+        1, bins, local_var.flatten(1)
+    )
+    counts = torch.zeros_like(sums).scatter_add_(
+        1, bins, torch.ones_like(sums[:, :1]).expand_as(local_var.flatten(1))
+    )
     # log1p: a noiseless bin reads 0 whatever its brightness; sparse bins say nothing.
     noise_level = torch.where(
         counts > 50, torch.log1p(sums / counts.clamp(min=1) / 1e-2), torch.zeros_like(sums)
@@ -429,166 +590,14 @@ def _resampling(luma: torch.Tensor, res_y: torch.Tensor, res_cb: torch.Tensor) -
 
     chroma_energy = torch.log(res_cb.square().mean(dim=(1, 2)) + _EPS) - energies[:, 0]
     return torch.cat(
-        [*periods, energies, energies.diff(dim=1), noise_level, _autocorrelation(res_y),
-         _autocorrelation(res_cb)[:, :4], chroma_energy[:, None]],
-        dim=1,
-    )
-
-
-FACE_ELLIPSE = (0.5, 0.5, 0.2, 0.26)  # centre x, y and radii x, y as fractions of the crop
-
-
-@functools.lru_cache(maxsize=16)
-def _face_masks(hb: int, wb: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blocks inside the central face ellipse, and in a ring (1.2-2 radii) around it."""
-    cx, cy, rx, ry = FACE_ELLIPSE
-    yy, xx = np.meshgrid((np.arange(hb) + 0.5) / hb, (np.arange(wb) + 0.5) / wb, indexing="ij")
-    radius = np.hypot((xx - cx) / rx, (yy - cy) / ry).reshape(-1)
-    centre, ring = radius < 0.8, (radius > 1.2) & (radius < 2.0)
-    if not centre.any() or not ring.any():  # tiny images: no contrast rather than NaN
-        centre = ring = np.ones_like(radius, dtype=bool)
-    return torch.from_numpy(centre).to(device), torch.from_numpy(ring).to(device)
-
-
-def _face_groups(
-    rgb: torch.Tensor, ycc: torch.Tensor, res_y: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``face_contrast`` and ``face_reference`` groups, sharing their smoothed luma."""
-    luma = ycc[:, 0]
-    smooth = _blur3(_blur3(luma[:, None]))[:, 0]  # sigma 1
-    wide = smooth[:, None]
-    for _ in range(6):  # sigma 2
-        wide = _blur3(wide)
-    wide = wide[:, 0]
-    return _face_contrast(ycc, res_y, smooth, wide), _face_reference(rgb, luma, res_y, smooth, wide)
-
-
-def _face_contrast(
-    ycc: torch.Tensor, res_y: torch.Tensor, smooth: torch.Tensor, wide: torch.Tensor
-) -> torch.Tensor:
-    """The ``face_contrast`` group (see the module docstring)."""
-    luma = ycc[:, 0]
-    laplacian = F.pad(luma[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
-    laplacian = (
-        laplacian[:, :-2, 1:-1] + laplacian[:, 2:, 1:-1] + laplacian[:, 1:-1, :-2]
-        + laplacian[:, 1:-1, 2:] - 4 * luma
-    )
-    cells = lambda x: F.avg_pool2d(x[:, None], NOISE_BLOCK)[:, 0].flatten(1)  # noqa: E731
-    energies = {
-        "noise": cells(res_y.square()).sqrt(),
-        "laplacian": cells(laplacian.square()).sqrt(),
-        "band": cells((smooth - wide).square()).sqrt(),
-    }
-    signed = {
-        "cb": cells(ycc[:, 1]),
-        "cr": cells(ycc[:, 2]),
-        "luma": cells(luma),
-        "sharpness": torch.log(energies["laplacian"] + 1e-3) - torch.log(energies["band"] + 1e-3),
-    }
-    h, w = luma.shape[-2:]
-    centre, ring = _face_masks(h // NOISE_BLOCK, w // NOISE_BLOCK, luma.device)
-    out = []
-    for values in energies.values():
-        c, r = values[:, centre], values[:, ring]
-        out += [torch.log(c.mean(1) + 1e-3) - torch.log(r.mean(1) + 1e-3),
-                torch.log(c.std(1, correction=0) + 1e-3), torch.log(c.mean(1) + 1e-3)]
-    for values in signed.values():
-        c, r = values[:, centre], values[:, ring]
-        out += [c.mean(1) - r.mean(1), c.std(1, correction=0), r.std(1, correction=0)]
-    return torch.stack(out, dim=1)
-
-
-# Face box (rows, cols as fractions of the crop) inside every demo face whatever its position
-# and size (see FACE_ELLIPSE), and the smaller box whose median colour defines skin.
-FACE_BOX = ((0.42, 0.57), (0.45, 0.55))
-SKIN_SEED_BOX = ((0.42, 0.52), (0.46, 0.54))
-SKIN_TOLERANCE = 0.1  # max |log-chromaticity - face median| of a skin pixel
-FACE_ROWS = (0.30, 0.62)  # rows where skin is the face
-NECK_ROW = 0.85  # rows below this where skin is the neck
-TOP_ROW = 0.15  # rows above this: background or hair
-MIN_REGION_PIXELS = 20
-
-
-def _box(h: int, w: int, rows: tuple[float, float], cols: tuple[float, float],
-         device: torch.device) -> torch.Tensor:
-    mask = torch.zeros(h, w, dtype=torch.bool, device=device)
-    mask[round(rows[0] * h) : round(rows[1] * h), round(cols[0] * w) : round(cols[1] * w)] = True
-    return mask
-
-
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of [B, C, H, W] over a [B, H, W] mask (each mask holds pixels) -> [B, C]."""
-    m = mask[:, None].float()
-    return (x * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3)).clamp_min(1.0)
-
-
-def _masked_log_std(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask[:, None].float()
-    mean = _masked_mean(x, mask)[..., None, None]
-    var = ((x - mean).square() * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3)).clamp_min(1.0)
-    return 0.5 * torch.log(var + _EPS)
-
-
-def _masked_median(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask[:, None], x, torch.nan).flatten(2).nanmedian(dim=2).values
-
-
-def _face_reference(
-    rgb: torch.Tensor, luma: torch.Tensor, res_y: torch.Tensor, smooth: torch.Tensor,
-    wide: torch.Tensor,
-) -> torch.Tensor:
-    """The ``face_reference`` group (see the module docstring)."""
-    b, _, h, w = rgb.shape
-    device = rgb.device
-    log_rgb = torch.log(rgb + 4.0)  # +4: dark pixels' chromaticity is mostly noise
-    chroma = torch.stack([log_rgb[:, 0] - log_rgb[:, 1], log_rgb[:, 2] - log_rgb[:, 1]], dim=1)
-    # Texture relative to brightness (skin texture is multiplicative); 0 where flat, so a
-    # flat image reads the same at any brightness.
-    scale = 0.01 * (wide + 2.0)
-    texture = torch.stack(
-        [torch.log1p(res_y.abs() / scale), torch.log1p((luma - smooth).abs() / scale),
-         torch.log1p((smooth - wide).abs() / scale)],
-        dim=1,
-    )  # [B, 3, H, W]
-
-    seed = _box(h, w, *SKIN_SEED_BOX, device).expand(b, h, w)
-    face_colour = _masked_median(chroma, seed)
-    skin = ((chroma - face_colour[..., None, None]).abs().amax(dim=1) < SKIN_TOLERANCE).float()
-    # Opening (separable 5x5 min then max): isolated skin-coloured pixels are not skin.
-    for sign in (-1.0, 1.0):
-        skin = sign * F.max_pool2d(sign * skin[:, None], (1, 5), 1, (0, 2))[:, 0]
-        skin = sign * F.max_pool2d(sign * skin[:, None], (5, 1), 1, (2, 0))[:, 0]
-    skin = skin > 0.5
-    rows = torch.arange(h, device=device)[:, None].expand(h, w)
-    box = _box(h, w, *FACE_BOX, device).expand(b, h, w)
-    regions = {
-        "box": box,
-        "face": skin & (rows >= round(FACE_ROWS[0] * h)) & (rows < round(FACE_ROWS[1] * h)),
-        "neck": skin & (rows >= round(NECK_ROW * h)),
-        "top": (rows < max(1, round(TOP_ROW * h))).expand(b, h, w),
-        "all": torch.ones(b, h, w, dtype=torch.bool, device=device),
-    }
-    fractions = torch.stack([regions["face"].float().mean(dim=(1, 2)),
-                             regions["neck"].float().mean(dim=(1, 2))], dim=1)
-    for name in ("face", "neck"):  # no skin found: fall back to the box, contrasts become 0
-        empty = regions[name].sum(dim=(1, 2)) < MIN_REGION_PIXELS
-        regions[name] = torch.where(empty[:, None, None], box, regions[name])
-
-    neck_colour = _masked_median(chroma, regions["neck"])
-    colour_shift = face_colour - neck_colour
-    brightness = torch.log(_masked_mean(luma[:, None], box) + 1.0) - torch.log(
-        _masked_mean(luma[:, None], regions["neck"]) + 1.0
-    )
-    level_of = {name: _masked_mean(texture, mask) for name, mask in regions.items()}
-    return torch.cat(
         [
-            colour_shift, colour_shift.abs().sum(dim=1, keepdim=True),
-            _masked_log_std(chroma, box), _masked_log_std(chroma, regions["neck"]), brightness,
-            *level_of.values(),
-            level_of["box"] - level_of["neck"], level_of["face"] - level_of["neck"],
-            level_of["box"] - level_of["all"], level_of["box"] - level_of["top"],
-            level_of["box"][:, :2] - level_of["box"][:, 1:],
-            fractions,
+            *periods,
+            energies,
+            energies.diff(dim=1),
+            noise_level,
+            _autocorrelation(res_y),
+            _autocorrelation(res_cb)[:, :4],
+            chroma_energy[:, None],
         ],
         dim=1,
     )
