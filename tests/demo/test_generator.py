@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -208,6 +209,36 @@ def test_fakes_differ_from_source_moderately(tiny_manifest, tiny_images) -> None
         mad = np.abs(pixels - source).mean()
         assert 0.3 < mad < 15, (fake["image_path"], mad)
         assert abs(pixels.mean() - source.mean()) < 3, fake["image_path"]  # brightness is no tell
+
+
+# SHA-256 of the pixels of self-blended fakes, rendered before the blending moved to
+# deepfake_kedro.synthesis.blend (shared with training's synthetic fakes): the demo's output
+# for a seed must not move. If this fails, the demo generator changed; revert the change (a
+# new look for the demo is a new seed or a new option, not new pixels for an old seed).
+SELF_BLENDED_SHA256 = {
+    (64, 0, "images/src_000000/self_blended_0.png"): "037a91e67d77a94bcdb152a14747cfefa7f1757ddb4a9ef63351d716cce712e0",
+    (64, 0, "images/src_000003/self_blended_0.png"): "fd6e06fc8dbead48f562e3cb9369b05fb902f8a8a6135303400f64856503edfe",
+    (64, 0, "images/src_000006/self_blended_0.png"): "4bb9b001624fc24266c5acb8611a8bfdb525fb0ea0da7c549c67e5ac6e5c2a47",
+    (64, 0, "images/src_000009/self_blended_0.png"): "c5a4ed4d507bbbefbecd4889f82098fc32e34fc0456d6682fa2c8d2bfd268d47",
+    (256, 5, "images/src_000000/self_blended_0.png"): "554b44fa872a9ab6d0015849737fd4a0cb27c009b5b87c04a768e2dcbe2d960d",
+    (256, 5, "images/src_000003/self_blended_0.png"): "d495dc8ef3e429bd52c3cff7f3b83016bddf5bff62dd5030aa0f27dcfede7a4d",
+}  # fmt: skip
+
+
+def test_self_blended_pixels_are_pinned_for_a_seed() -> None:
+    configs = {
+        64: DemoConfig(n_images=24, image_size=64, seed=0),
+        256: DemoConfig(n_images=12, image_size=256, seed=5),
+    }
+    rendered = {}
+    for size, config in configs.items():
+        manifest = plan_manifest(config)
+        for row in manifest[manifest.manipulation == "self_blended"].to_dict("records"):
+            pixels = np.asarray(render_image(row, config))
+            rendered[(size, config.seed, row["image_path"])] = hashlib.sha256(
+                pixels.tobytes()
+            ).hexdigest()
+    assert rendered == SELF_BLENDED_SHA256
 
 
 def test_gan_upsampling_leaves_periodic_peak() -> None:

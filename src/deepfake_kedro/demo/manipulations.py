@@ -20,6 +20,16 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from deepfake_kedro.demo.scene import SUBSAMPLING, SUBSAMPLING_P, jpeg, to_uint8
+from deepfake_kedro.synthesis import blend
+
+DEMO_BLEND = blend.BlendConfig(
+    hue_deg=6.0, saturation=(0.85, 1.15), brightness=(0.92, 1.08), channel_shift=0.02,
+    blur_p=0.5, blur_sigma=(0.4, 1.2), sharpen=(0.3, 1.0), scale=(0.96, 1.04), shift=0.025,
+    elastic=(0.01, 0.04), edge_smooth=0.02, edge_threshold=(0.3, 0.7), edge_blur=(0.01, 0.05),
+    ratios=(0.25, 0.5, 0.75, 1.0, 1.0, 1.0),
+)  # fmt: skip
+"""The demo's self-blend ranges, spelled out: the demo's pixels for a seed must not move when
+the training defaults of :class:`~deepfake_kedro.synthesis.blend.BlendConfig` do."""
 
 
 def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -33,6 +43,10 @@ def face_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
 def self_blend(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Blend a jittered copy of `image` into itself through a soft, deformed face mask.
 
+    The blending is :func:`deepfake_kedro.synthesis.blend.self_blend` (the one the training
+    pipeline's synthetic fakes use) with the face's landmark hull as the region and the
+    demo's ranges (:data:`DEMO_BLEND`).
+
     Args:
         rng: Random generator of the fake row.
         image: uint8 HxWx3 source photo.
@@ -41,15 +55,8 @@ def self_blend(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarra
     Returns:
         The self-blended uint8 image.
     """
-    x = image.astype(np.float32) / 255.0
-    size = x.shape[0]
-    jittered = _shift_scale(rng, _sharpness_jitter(rng, _colour_jitter(rng, x)), landmarks)
-    mask = _elastic(rng, face_mask(landmarks, size))
-    # Random erosion/dilation, then a soft edge of random width and a random blend ratio.
-    mask = ndimage.gaussian_filter(mask, size * 0.02) > rng.uniform(0.3, 0.7)
-    mask = ndimage.gaussian_filter(mask.astype(np.float32), size * rng.uniform(0.01, 0.05))
-    mask = mask / max(float(mask.max()), 1e-6) * rng.choice([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
-    return to_uint8(x + (jittered - x) * mask[..., None])
+    mask = face_mask(landmarks, image.shape[0])
+    return blend.self_blend(rng, image, mask, landmarks.mean(axis=0), DEMO_BLEND)
 
 
 def gan_upsample(
@@ -110,49 +117,6 @@ def double_jpeg(rng: np.random.Generator, image: np.ndarray, first_quality: int)
             dx = int(rng.integers(1, 8))
     padded = np.pad(image, ((dy, 0), (dx, 0), (0, 0)), mode="reflect")
     return jpeg(padded, quality, int(rng.choice(SUBSAMPLING, p=SUBSAMPLING_P)))[dy:, dx:]
-
-
-def _colour_jitter(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
-    """Small hue rotation, saturation and brightness scaling, and per-channel shift."""
-    grey = x.mean(axis=2, keepdims=True)
-    chroma = x - grey
-    # Rotating the chroma vector about the grey axis (1,1,1)/sqrt(3) shifts the hue.
-    theta = np.deg2rad(rng.uniform(-6, 6))
-    cross = np.stack([chroma[..., 2] - chroma[..., 1], chroma[..., 0] - chroma[..., 2],
-                      chroma[..., 1] - chroma[..., 0]], axis=-1) / np.sqrt(3)
-    chroma = (chroma * np.cos(theta) + cross * np.sin(theta)) * rng.uniform(0.85, 1.15)
-    shift = rng.uniform(-0.02, 0.02, 3).astype(np.float32)
-    return grey * rng.uniform(0.92, 1.08) + chroma + shift
-
-
-def _sharpness_jitter(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
-    if rng.random() < 0.5:
-        return ndimage.gaussian_filter(x, (*[rng.uniform(0.4, 1.2)] * 2, 0))
-    blurred = ndimage.gaussian_filter(x, (1.0, 1.0, 0))
-    return x + rng.uniform(0.3, 1.0) * (x - blurred)
-
-
-def _shift_scale(rng: np.random.Generator, x: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Scale about the face centre by 0.96-1.04 and translate by up to 2.5% of the size."""
-    size = x.shape[0]
-    scale = rng.uniform(0.96, 1.04)
-    centre = np.append(landmarks.mean(axis=0)[::-1], 0.0)  # (row, col, channel)
-    shift = np.append(rng.uniform(-0.025, 0.025, 2) * size, 0.0)
-    matrix = np.array([1 / scale, 1 / scale, 1.0])
-    offset = centre - centre * matrix - shift
-    return ndimage.affine_transform(x, matrix, offset, order=1, mode="reflect")
-
-
-def _elastic(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
-    """Deform a mask with a smooth random displacement field (up to 1-4% of the size)."""
-    size = mask.shape[0]
-    coarse = max(4, size // 16)  # smooth field: random at a coarse scale, then zoomed up
-    fields = rng.standard_normal((2, coarse, coarse))
-    fields = ndimage.zoom(fields, (1, size / coarse, size / coarse), order=1)[:, :size, :size]
-    fields *= rng.uniform(0.01, 0.04) * size / (np.abs(fields).max() + 1e-6)
-    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
-    coords = [rows + fields[0], cols + fields[1]]
-    return ndimage.map_coordinates(mask, coords, order=1, mode="nearest")
 
 
 def _upsample2(rng: np.random.Generator, x: np.ndarray, method: str) -> np.ndarray:
