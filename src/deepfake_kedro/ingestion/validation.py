@@ -1,14 +1,14 @@
 """Manifest schema and image checks.
 
 :func:`validate_manifest` checks every row of a manifest (``image_path``, ``label``,
-``source_id`` and optional ``manipulation``, group columns, ``captured_at``) and every image
-it points at, records each problem as a row of a *problems* table, and applies the
+``source_id`` and optional ``manipulation``, group columns, ``captured_at``, ``face_box``) and
+every image it points at, records each problem as a row of a *problems* table, and applies the
 ``on_invalid`` policy: ``fail`` raises one error listing the first problems, ``drop`` keeps
 the good rows and goes on.
 
-Each family of checks (duplicate rows, cell values, paths, timestamps, images) is its own
-function returning its problems; ``validate_manifest`` runs them in that order and combines
-them, so a row's problems are listed in the order of the families.
+Each family of checks (duplicate rows, cell values, paths, timestamps, face boxes, images) is
+its own function returning its problems; ``validate_manifest`` runs them in that order and
+combines them, so a row's problems are listed in the order of the families.
 
 Group sizes are not a problem of a row: a value of a group column with fewer than
 ``min_group_size`` rows is too small to judge the model's fairness on, which says nothing
@@ -36,6 +36,8 @@ import pandas as pd
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from deepfake_kedro.ingestion.config import IngestionConfig
+from deepfake_kedro.ingestion.face_box import COLUMN as FACE_BOX
+from deepfake_kedro.ingestion.face_box import FaceBox, format_face_box, parse_face_box
 from deepfake_kedro.io.image_store import ImageStore, PathEscapeError
 
 logger = logging.getLogger(__name__)
@@ -99,7 +101,8 @@ def validate_manifest(
     Args:
         manifest: One row per image: ``image_path`` (relative to the store root), ``label``
             (``real``/``fake``), ``source_id``, optional ``manipulation``, the configured group
-            columns and optional ``captured_at``.
+            columns, optional ``captured_at`` and optional ``face_box`` (relative
+            ``x0,y0,x1,y1`` of the face, or empty).
         store: Where the images live; every image is read through ``store.read_bytes``.
         config: Ingestion parameters (policy, group columns, size limits, threads).
 
@@ -107,7 +110,8 @@ def validate_manifest(
         ``(valid, problems)``. ``valid`` holds the good rows with ``label`` normalised,
         ``manipulation`` filled, ``captured_at`` as ISO-8601 UTC strings and the added columns
         ``row`` (1-based manifest row), ``content_hash`` (sha256 of the file), ``width``,
-        ``height``, ``file_size`` and ``captured_at_source`` (``manifest``/``file_mtime``).
+        ``height``, ``file_size`` and ``captured_at_source`` (``manifest``/``file_mtime``);
+        ``face_box``, when the manifest has it, in one canonical form (``""`` for none).
         ``problems`` has one row per problem: ``row``, ``image_path``, ``reason``, ``check``.
 
     Raises:
@@ -131,6 +135,8 @@ def validate_manifest(
     problems += found
     timestamps, need_mtime, found = _parse_captured_at(df, checked)
     problems += found
+    boxes, found = _face_box_problems(df, checked)
+    problems += found
     images = _read_images(store, paths, resolved, need_mtime, config.num_workers)
     file_times, found = _image_problems(images, need_mtime, config.min_image_size)
     timestamps.update(file_times)
@@ -146,6 +152,10 @@ def validate_manifest(
     valid = _valid_table(
         df, ~bad, paths, labels, cells["source_id"], group_values, timestamps, need_mtime, images
     )
+    if FACE_BOX in df.columns:
+        valid[FACE_BOX] = pd.Series(
+            [format_face_box(boxes.get(i)) for i in np.flatnonzero(~bad)], dtype=object
+        ).astype(str)
     _check_labels_left(valid, problems_table, len(df), config)
     _warn_duplicate_content(valid)
     _warn_small_groups(valid, config)
@@ -406,6 +416,29 @@ def _parse_captured_at(
             len(need_mtime),
         )
     return timestamps, need_mtime, problems
+
+
+def _face_box_problems(
+    df: pd.DataFrame, checked: list[int]
+) -> tuple[dict[int, FaceBox], list[_Problem]]:
+    """Parse the optional ``face_box`` column (relative ``x0,y0,x1,y1``; empty: none).
+
+    Returns:
+        The box of each row that has a valid one, and a ``face_box`` problem per bad value.
+    """
+    if FACE_BOX not in df.columns:
+        return {}, []
+    boxes: dict[int, FaceBox] = {}
+    problems: list[_Problem] = []
+    for i in checked:
+        try:
+            box = parse_face_box(df[FACE_BOX].iloc[i])
+        except ValueError as exc:
+            problems.append(_Problem(i, "face_box", str(exc)))
+            continue
+        if box is not None:
+            boxes[i] = box
+    return boxes, problems
 
 
 def _parse_one_timestamp(text: str) -> pd.Timestamp | None:
