@@ -1,5 +1,6 @@
 """Custom Kedro datasets for formats kedro-datasets does not cover."""
 
+from deepfake_kedro.datasets.extraction_shards import ExtractionShardsDataset
 from deepfake_kedro.datasets.feature_cache import FeatureCacheDataset
 from deepfake_kedro.datasets.image_store import ImageStoreDataset
 from deepfake_kedro.datasets.image_table import ImageTableDataset
@@ -16,6 +17,7 @@ from deepfake_kedro.datasets.torch_checkpoint import CheckpointStoreDataset, Tor
 __all__ = [
     "ChampionCheckpointDataset",
     "CheckpointStoreDataset",
+    "ExtractionShardsDataset",
     "FeatureCacheDataset",
     "ImageStoreDataset",
     "ImageTableDataset",
