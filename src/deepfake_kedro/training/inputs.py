@@ -96,23 +96,57 @@ def augmented_arrays(
     """
     rows = manifest[manifest["split"] == "train"].drop_duplicates("content_hash")
     label = dict(zip(rows["content_hash"].astype(str), rows["label"].map(LABEL_VALUES), strict=True))
+    features, sources = _train_views(tables, branches, "augmented", "augmented_view", set(label))
+    return features, np.array([label[h] for h in sources], dtype=np.int64)
+
+
+def synthetic_arrays(
+    manifest: pd.DataFrame,
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    branches: Sequence[str],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Features and labels (all 1 = fake) of the synthetic fakes of the train split's reals.
+
+    A fake counts when every branch has it and its source is a real image of the train split
+    of ``manifest`` (a table collected for another manifest cannot leak val/test images in).
+
+    Returns:
+        Per-branch ``[n_fakes, dim]`` features and their labels.
+    """
+    rows = manifest[(manifest["split"] == "train") & (manifest["label"] == "real")]
+    reals = set(rows["content_hash"].astype(str))
+    features, sources = _train_views(tables, branches, "synthetic", "synthetic_index", reals)
+    return features, np.ones(len(sources), dtype=np.int64)
+
+
+def _train_views(
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    branches: Sequence[str],
+    prefix: str,
+    index_key: str,
+    sources: set[str],
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The ``<prefix>_features`` rows every branch has, of a source image in ``sources``.
+
+    Returns:
+        Per-branch features, in the first branch's order, and each row's source hash.
+    """
     keyed = {}
     for name in branches:
         table = tables[name]
-        hashes = np.asarray(table.get("augmented_hash", np.array([], dtype=str))).astype(str)
-        views = np.asarray(table.get("augmented_view", np.array([], dtype=np.int64)))
+        hashes = np.asarray(table.get(f"{prefix}_hash", np.array([], dtype=str))).astype(str)
+        views = np.asarray(table.get(index_key, np.array([], dtype=np.int64)))
         keyed[name] = pd.Index([f"{h}/{int(v)}" for h, v in zip(hashes, views, strict=True)])
     common = keyed[branches[0]]
     for name in branches[1:]:
         common = common.intersection(keyed[name], sort=False)
-    common = [k for k in common if k.split("/")[0] in label]
+    common = [k for k in common if k.split("/")[0] in sources]
     features = {
-        name: np.asarray(tables[name]["augmented_features"], dtype=np.float32)[
+        name: np.asarray(tables[name][f"{prefix}_features"], dtype=np.float32)[
             keyed[name].get_indexer(common)
         ]
         if common
         else np.zeros((0, np.asarray(tables[name]["features"]).shape[1]), np.float32)
         for name in branches
     }
-    y = np.array([label[k.split("/")[0]] for k in common], dtype=np.int64)
-    return features, y
+    return features, [k.split("/")[0] for k in common]

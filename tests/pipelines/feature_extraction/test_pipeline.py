@@ -13,6 +13,7 @@ from deepfake_kedro.io import ImageStore
 from deepfake_kedro.models import BackboneConfig
 from deepfake_kedro.pipelines.feature_extraction import create_pipeline
 from deepfake_kedro.training.augmentation import AugmentationConfig
+from deepfake_kedro.training.synthetic import SyntheticFakesConfig
 
 BACKBONES = {
     "resnet": BackboneConfig(kind="resnet", arch="resnet18", image_size=64),
@@ -29,9 +30,17 @@ class KeptDataset(MemoryDataset):
 
 
 AUGMENTATION = AugmentationConfig(views=1)
+SYNTHETIC = SyntheticFakesConfig(enabled=True, per_real=1)
 
 
-def run(split_manifest, images_root, cache_root, backbones=None, augmentation=AUGMENTATION) -> dict:
+def run(
+    split_manifest,
+    images_root,
+    cache_root,
+    backbones=None,
+    augmentation=AUGMENTATION,
+    synthetic=SYNTHETIC,
+) -> dict:
     backbones = backbones or BACKBONES
     pipeline = create_pipeline(branches=list(backbones))
     catalog = DataCatalog(
@@ -42,6 +51,7 @@ def run(split_manifest, images_root, cache_root, backbones=None, augmentation=AU
                 ExtractionConfig(batch_size=16, num_workers=0, progress=False)
             ),
             "params:feature_extraction.augmentation": MemoryDataset(augmentation),
+            "params:feature_extraction.synthetic_fakes": MemoryDataset(synthetic),
         }
         | {
             f"params:feature_extraction.backbones.{b}": MemoryDataset(c)
@@ -85,12 +95,31 @@ def test_training_images_get_augmented_views(first_run, split_manifest):
         assert not np.allclose(table["augmented_features"][0], clean[first])
 
 
+def test_train_reals_get_synthetic_fakes(first_run, split_manifest):
+    _, out = first_run
+    train = split_manifest[split_manifest["split"] == "train"]
+    reals = set(train.loc[train["label"] == "real", "content_hash"])
+    for branch in BACKBONES:
+        assert out[f"{branch}.extraction_report"]["synthetic_fakes"]["n_extracted"] == len(reals)
+        table = out[f"{branch}.model_input_features"]
+        assert set(table["synthetic_hash"]) == reals  # no val/test image, no fake
+        assert table["synthetic_features"].shape == (len(reals), table["features"].shape[1])
+        assert np.isfinite(table["synthetic_features"]).all()
+        clean = dict(zip(table["content_hash"], table["features"], strict=True))
+        assert not np.allclose(table["synthetic_features"][0], clean[table["synthetic_hash"][0]])
+
+
 def test_second_run_reads_everything_from_the_cache(first_run, split_manifest, tiny_demo_dir):
     cache, out = first_run
     again = run(split_manifest, tiny_demo_dir, cache)
     for branch in BACKBONES:
         assert again[f"{branch}.extraction_report"]["n_extracted"] == 0
         assert again[f"{branch}.extraction_report"]["augmentation"]["n_extracted"] == 0
+        assert again[f"{branch}.extraction_report"]["synthetic_fakes"]["n_extracted"] == 0
+        np.testing.assert_array_equal(
+            again[f"{branch}.model_input_features"]["synthetic_features"],
+            out[f"{branch}.model_input_features"]["synthetic_features"],
+        )
         np.testing.assert_array_equal(
             again[f"{branch}.model_input_features"]["augmented_features"],
             out[f"{branch}.model_input_features"]["augmented_features"],

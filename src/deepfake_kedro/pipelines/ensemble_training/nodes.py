@@ -17,6 +17,7 @@ from deepfake_kedro.training.inputs import (
     branch_config,
     branch_identity,
     split_arrays,
+    synthetic_arrays,
 )
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,8 @@ def train_ensemble(
     params: TrainingConfig,
     **branch_features: dict[str, np.ndarray],
 ) -> tuple[Checkpoint, dict[str, Any], Figure, dict[str, str]]:
-    """Train the fusion head on the train split, early-stopping on validation AUC.
+    """Train the fusion head on the train split (with its augmented views and the synthetic
+    fakes of its reals, when the branches have them), early-stopping on validation AUC.
 
     Args:
         split_manifest: Manifest with ``split``, ``label`` and ``content_hash``.
@@ -49,10 +51,14 @@ def train_ensemble(
         params = params.model_copy(update={"branches": list(tables)})
     train_x, y_train = split_arrays(split_manifest, tables, params.branches, "train")
     aug_x, y_aug = augmented_arrays(split_manifest, tables, params.branches)
-    if len(y_aug):
-        logger.info("Training on %d images + %d augmented views", len(y_train), len(y_aug))
-        train_x = {b: np.concatenate([train_x[b], aug_x[b]]) for b in params.branches}
-        y_train = np.concatenate([y_train, y_aug])
+    syn_x, y_syn = synthetic_arrays(split_manifest, tables, params.branches)
+    if len(y_aug) or len(y_syn):
+        logger.info(
+            "Training on %d images + %d augmented views + %d synthetic fakes",
+            len(y_train), len(y_aug), len(y_syn),
+        )  # fmt: skip
+        train_x = {b: np.concatenate([train_x[b], aug_x[b], syn_x[b]]) for b in params.branches}
+        y_train = np.concatenate([y_train, y_aug, y_syn])
     val_x, y_val = split_arrays(split_manifest, tables, params.branches, "val")
     resume_from = training_state.load() if params.resume else None
     if params.resume and resume_from is None:

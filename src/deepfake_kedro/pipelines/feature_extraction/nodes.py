@@ -18,6 +18,12 @@ from deepfake_kedro.training.augmentation import (
     AugmentedViews,
     augmented_rows,
 )
+from deepfake_kedro.training.synthetic import (
+    SyntheticFakes,
+    SyntheticFakesConfig,
+    face_boxes,
+    synthetic_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +35,13 @@ def extract_features(
     backbone: BackboneConfig,
     runtime: ExtractionConfig,
     augmentation: AugmentationConfig,
+    synthetic_fakes: SyntheticFakesConfig = SyntheticFakesConfig(),  # noqa: B008 (frozen)
     *,
     branch: str,
 ) -> dict[str, Any]:
     """Bring the branch's feature cache up to date with the manifest (new/changed images
-    only), and with the augmented views of the training images.
+    only), with the augmented views of the training images and with the synthetic fakes of
+    the training reals.
 
     Args:
         split_manifest: Manifest with ``image_path``, ``content_hash`` and ``split``.
@@ -42,12 +50,14 @@ def extract_features(
         backbone: This branch's backbone (architecture, weights, preprocessing).
         runtime: Batch size, workers, device, precision, sharding.
         augmentation: Augmented training views (``views: 0`` for none).
+        synthetic_fakes: Synthetic self-blended fakes of the real training images (off
+            unless ``enabled``).
         branch: The branch's name (its key under ``feature_extraction.backbones``).
 
     Returns:
         The extraction report (counts, throughput, device, precision, cache identity) with
         the backbone config, so the trained model can rebuild its backbones, and the
-        augmentation with its counts.
+        augmentation and the synthetic fakes with their counts.
     """
     extractor = build_extractor(backbone, param_key=f"feature_extraction.backbones.{branch}")
     cache = feature_cache.open(extractor.identity())
@@ -60,11 +70,19 @@ def extract_features(
         augmented["n_extracted"] = update_cache(views, store, extractor, cache, runtime)[
             "n_extracted"
         ]
+    fakes = synthetic_rows(split_manifest, synthetic_fakes)
+    synthetic: dict[str, Any] = {**synthetic_fakes.model_dump(mode="json"), "n_extracted": 0}
+    if len(fakes):
+        store = SyntheticFakes(raw_images, synthetic_fakes, face_boxes(fakes))
+        synthetic["n_extracted"] = update_cache(fakes, store, extractor, cache, runtime)[
+            "n_extracted"
+        ]
     return {
         **report,
         "branch": branch,
         "backbone": backbone.model_dump(mode="json"),
         "augmentation": augmented,
+        "synthetic_fakes": synthetic,
     }
 
 
@@ -82,7 +100,9 @@ def collect_features(
         ``content_hash`` (unique hashes of the manifest), ``features`` (float32, one row per
         hash), ``identity`` and ``backbone`` (JSON of the backbone identity and config), and
         the augmented training views: ``augmented_hash`` (the image's hash),
-        ``augmented_view`` and ``augmented_features``.
+        ``augmented_view`` and ``augmented_features``; the synthetic fakes of the training
+        reals: ``synthetic_hash`` (the source image's hash), ``synthetic_index`` and
+        ``synthetic_features``.
     """
     identity = extraction_report["identity"]
     cache = feature_cache.open(identity)
@@ -94,6 +114,11 @@ def collect_features(
     )  # fmt: skip
     train = split_manifest[split_manifest["split"] == "train"].drop_duplicates("content_hash")
     views = augmented_rows(train, config)
+    synthetic = SyntheticFakesConfig.model_validate(
+        {k: v for k, v in extraction_report.get("synthetic_fakes", {}).items()
+         if k != "n_extracted"}
+    )  # fmt: skip
+    fakes = synthetic_rows(split_manifest, synthetic)
     dim = features.shape[1]
     return {
         "content_hash": np.asarray(hashes, dtype=str),
@@ -104,5 +129,10 @@ def collect_features(
         "augmented_view": views["view_index"].to_numpy(dtype=np.int64),
         "augmented_features": cache.load(views["content_hash"].tolist()).astype(np.float32)
         if len(views)
+        else np.zeros((0, dim), np.float32),
+        "synthetic_hash": fakes["image_hash"].to_numpy(dtype=str),
+        "synthetic_index": fakes["view_index"].to_numpy(dtype=np.int64),
+        "synthetic_features": cache.load(fakes["content_hash"].tolist()).astype(np.float32)
+        if len(fakes)
         else np.zeros((0, dim), np.float32),
     }
