@@ -110,3 +110,24 @@ def test_a_session_opened_from_another_folder_tracks_inside_its_project(tmp_path
         mlflow = session.load_context().config_loader["mlflow"]
     assert mlflow["server"]["mlflow_tracking_uri"] == f"sqlite:///{copy.resolve()}/mlflow.db"
     assert project.project_root() == copy.resolve()
+
+
+def test_branches_tell_frozen_from_trainable_ones():
+    """train_mode (explicit, or the kind's default: srm_cnn trains) splits the list of
+    branches: feature_extraction builds the frozen ones, ensemble_training trains the rest."""
+    params = {"feature_extraction": {"backbones": {
+        "resnet": {"kind": "resnet", "train_mode": "finetune"},
+        "spectral": {"kind": "spectral"},
+        "pixel": {"kind": "srm_cnn"},
+        "off": {"kind": "srm_cnn", "enabled": False},
+    }}}  # fmt: skip
+    assert project.branches_from(params) == ["resnet", "spectral", "pixel"]
+    assert project.branches_from(params, trainable=False) == ["spectral"]
+    assert project.branches_from(params, trainable=True) == ["resnet", "pixel"]
+
+
+def test_a_branch_of_an_unknown_kind_is_named():
+    params = {"feature_extraction": {"backbones": {"x": {"kind": "nope"}}}}
+    assert project.branches_from(params) == ["x"]  # the names alone import no kind
+    with pytest.raises(ValueError, match="feature_extraction.backbones.x: kind 'nope' is not"):
+        project.branches_from(params, trainable=False)

@@ -12,7 +12,9 @@ project commands and the API, through public Kedro APIs only:
 - :func:`parse_params` -- runtime parameters from ``--params`` text, as ``kedro run`` reads it.
 - :func:`session` -- ``bootstrap_project`` + ``KedroSession.create``.
 - :func:`branches` -- the feature branches: the keys of ``feature_extraction.backbones``
-  (in order), without those set to ``enabled: false``. The pipelines are built from it.
+  (in order), without those set to ``enabled: false``; ``trainable=False`` / ``True`` keeps
+  the frozen ones (extracted and cached) / those that learn from pixels inside
+  ``ensemble_training`` (``train_mode: finetune``). The pipelines are built from it.
 
 :class:`ProjectHooks` records the configuration of the session that is running, so that
 the pipelines follow that session's environment and ``--params`` (and are rebuilt when a
@@ -185,16 +187,42 @@ def session(
 
 _running_loader: Any = None
 """The config loader of the session that is running (set by :class:`ProjectHooks`)."""
-_built_with: list[str] | None = None
-"""The branches the registered pipelines were last built from."""
+_built_with: list[tuple[str, bool]] | None = None
+"""The branches (name, trainable) the registered pipelines were last built from."""
 
 
-def branches_from(params: Mapping[str, Any]) -> list[str]:
+def branches_from(params: Mapping[str, Any], *, trainable: bool | None = None) -> list[str]:
     """The enabled branches of ``params`` (``feature_extraction.backbones`` keys, in order).
+
+    Args:
+        params: The project's parameters.
+        trainable: None: every branch; False: the frozen ones (their features are
+            extracted and cached); True: those that learn from pixels inside
+            ``ensemble_training`` (``train_mode: finetune``, explicit or the kind's default).
 
     Raises:
         ValueError: if there are none, or a name cannot name a branch.
     """
+    if trainable is None:  # names only: no kind is imported
+        return [name for name, _ in _enabled_backbones(params)]
+    return [name for name, mode in _branch_layout(params) if mode == trainable]
+
+
+def _branch_layout(params: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """``(branch, trainable)`` of every enabled branch, in order (see :func:`branches_from`)."""
+    from deepfake_kedro.models.backbones import is_trainable  # torch: only when asked
+
+    layout = []
+    for name, config in _enabled_backbones(params):
+        try:
+            layout.append((name, is_trainable(config)))
+        except ValueError as err:
+            raise ValueError(f"feature_extraction.backbones.{name}: {err}") from err
+    return layout
+
+
+def _enabled_backbones(params: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(branch, entry)`` of every enabled ``feature_extraction.backbones`` entry, in order."""
     backbones = params
     for key in BACKBONES_KEY:
         backbones = backbones.get(key) if isinstance(backbones, Mapping) else None
@@ -218,19 +246,19 @@ def branches_from(params: Mapping[str, Any]) -> list[str]:
         raise ValueError(
             "every backbone under feature_extraction.backbones has enabled: false: enable one"
         )
-    return [str(name) for name in names]
+    return [(str(name), backbones[name]) for name in names]
 
 
-def branches() -> list[str]:
+def branches(*, trainable: bool | None = None) -> list[str]:
     """The feature branches of the running session's configuration (else of the project's
-    ``KEDRO_ENV`` environment, default ``local``)."""
+    ``KEDRO_ENV`` environment, default ``local``); ``trainable`` as in :func:`branches_from`."""
     global _built_with
     loader = _running_loader
     if loader is None:
         loader = config_loader(env=os.environ.get("KEDRO_ENV"))
-    names = branches_from(loader["parameters"])
-    _built_with = names
-    return names
+    layout = _branch_layout(loader["parameters"])
+    _built_with = layout
+    return [name for name, mode in layout if trainable is None or mode == trainable]
 
 
 class ProjectHooks:
@@ -243,7 +271,7 @@ class ProjectHooks:
         _running_loader = context.config_loader
         if _built_with is None:
             return  # the pipelines are built later, from this context
-        if branches_from(context.config_loader["parameters"]) != _built_with:
+        if _branch_layout(context.config_loader["parameters"]) != _built_with:
             from kedro.framework import project as kedro_project
 
             logger.info("The branches changed since the pipelines were built: rebuilding them")

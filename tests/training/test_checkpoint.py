@@ -61,3 +61,16 @@ def test_from_registry_names_the_version():
         "models:/deepfake-detector/7",
     )
     assert lineage(checkpoint)["registered_model"] == "models:/deepfake-detector/7"
+
+
+def test_a_format_2_checkpoint_loads_with_no_trained_branches(tmp_path):
+    """Before trainable branches every branch was frozen: no branch weights, no loss scaler."""
+    from deepfake_kedro.training.checkpoint import trained_branches
+
+    path = tmp_path / "v2.pt"
+    torch.save({**STATE, "format_version": 2, "trained_at": "2026-01-02T03:04:05Z"}, path)
+    loaded = TorchCheckpointDataset(filepath=str(path)).load()
+    assert loaded["format_version"] == FORMAT_VERSION == 3
+    assert loaded["branch_state"] == {} and loaded["best_branch_state"] == {}
+    assert loaded["scaler_state"] is None
+    assert trained_branches(loaded) == []

@@ -2,7 +2,9 @@
 
 It runs the same backbone code (preprocessing included) that produced the training features,
 through the same extraction engine, then the fusion head. Validation scores perturbed
-images with it; the registered model scores new images with it.
+images with it; the registered model scores new images with it. A branch trained inside
+``ensemble_training`` (a pixel branch, a fine-tuned backbone) is rebuilt from its config and
+the trained weights the checkpoint carries.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from deepfake_kedro.features import ExtractionConfig, iter_features
 from deepfake_kedro.features.cache import canonical_json
 from deepfake_kedro.models import build_extractor
 from deepfake_kedro.training import build_model, predict_proba
+from deepfake_kedro.training.checkpoint import upgrade
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +74,8 @@ class Detector:
 def build_branch_extractor(
     checkpoint: Mapping[str, Any], branch: str, reuse: Any | None = None
 ) -> Any:
-    """The backbone of ``branch`` rebuilt from the checkpoint (``reuse`` when it matches).
+    """The backbone of ``branch`` rebuilt from the checkpoint (``reuse`` when it matches),
+    with its trained weights when ``ensemble_training`` trained it.
 
     Raises:
         ValueError: if the checkpoint predates backbone configs, or the rebuilt backbone does
@@ -86,7 +90,11 @@ def build_branch_extractor(
     expected = checkpoint["backbones"][branch]
     extractor = reuse
     if extractor is None or canonical_json(extractor.identity()) != canonical_json(expected):
-        extractor = build_extractor(configs[branch], param_key=f"backbone_configs.{branch}")
+        key = f"backbone_configs.{branch}"
+        extractor = build_extractor(configs[branch], param_key=key)
+        trained = upgrade(checkpoint)["best_branch_state"].get(branch)
+        if trained is not None:
+            extractor.load_trained(trained, param_key=key)
     if canonical_json(extractor.identity()) != canonical_json(expected):
         raise ValueError(_identity_mismatch(branch, extractor.identity(), expected))
     return extractor

@@ -15,11 +15,12 @@ inference model, so preprocessing cannot drift between them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pydantic
@@ -67,7 +68,9 @@ __all__ = [
     "WeightsUnavailableError",
     "build_extractor",
     "extractor_class",
+    "is_trainable",
     "preprocess_image",
+    "state_digest",
 ]
 
 
@@ -93,7 +96,16 @@ class BackboneConfig(BaseModel):
         early_stats: ResNet only: add per-channel mean and std of the stem, layer1 and
             layer2 activations.
         hub_timeout_s: Budget to reach a weights hub before failing.
-        options: Settings of a custom kind (part of its feature identity).
+        options: Settings of the kind (part of its feature identity), e.g. ``srm_cnn``'s.
+        train_mode: ``frozen``: features are extracted once and cached, the fusion head
+            trains on them. ``finetune``: the backbone learns from pixels inside
+            ``ensemble_training``, end to end with the head, and its weights travel in the
+            checkpoint (no feature cache). Default: the kind's (``srm_cnn``: finetune,
+            the others: frozen).
+        lr_scale: ``finetune`` only: this branch's learning rate as a multiple of
+            ``ensemble_training.learning_rate``. None: the kind's default (0.1 for
+            pretrained backbones, which a full learning rate would wreck; 1 for srm_cnn,
+            trained from scratch).
         enabled: False leaves the branch out of every pipeline without deleting its entry
             (e.g. in conf/local).
     """
@@ -109,16 +121,25 @@ class BackboneConfig(BaseModel):
     early_stats: bool = True
     hub_timeout_s: float = Field(5.0, gt=0, le=300)
     options: dict[str, Any] = Field(default_factory=dict)
+    train_mode: Literal["frozen", "finetune"] = "frozen"
+    lr_scale: float | None = Field(None, gt=0, le=10)
     enabled: bool = True
 
     @model_validator(mode="before")
     @classmethod
-    def _default_arch(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("arch") is None and data.get("kind"):
-            default = extractor_class(str(data["kind"])).default_arch
-            if default is not None:
-                data = {**data, "arch": default}
+    def _kind_defaults(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("kind"):
+            kind = extractor_class(str(data["kind"]))
+            if data.get("arch") is None and kind.default_arch is not None:
+                data = {**data, "arch": kind.default_arch}
+            if data.get("train_mode") is None:
+                data = {**data, "train_mode": kind.default_train_mode}
         return data
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the branch learns inside ``ensemble_training`` (``train_mode: finetune``)."""
+        return self.train_mode == "finetune"
 
     @model_validator(mode="after")
     def _check_arch_and_weights(self) -> BackboneConfig:
@@ -199,16 +220,26 @@ class ImagePreprocessor:
 
 
 class FeatureExtractor(nn.Module):
-    """A frozen image feature extractor: uint8 images in, float32 features out.
+    """An image feature extractor: uint8 images in, float32 features out.
 
     Subclasses set ``feature_dim``, ``weights_id`` and ``normalisation`` and implement
-    :meth:`features`. The module always stays in eval mode (BatchNorm keeps its running
-    statistics; there is nothing to train here).
+    :meth:`features`. The module always stays in eval mode, also while a ``finetune``
+    branch trains: BatchNorm keeps its running statistics (frozen BatchNorm, the usual
+    choice when fine-tuning with small batches), so training and scoring compute the same
+    function and a batch's score never depends on the other images in it.
+
+    A trained branch (:meth:`mark_trained`, :meth:`load_trained`) has the digest of its
+    weights in its identity and runs in float32 whatever the autocast around it: scoring
+    reproduces the training run's own evaluation, which is float32.
     """
 
     feature_version: ClassVar[int] = FEATURE_VERSION
     default_arch: ClassVar[str | None] = None
     """``arch`` when the parameters leave it out."""
+    default_train_mode: ClassVar[str] = "frozen"
+    """``train_mode`` when the parameters leave it out."""
+    default_lr_scale: ClassVar[float] = 0.1
+    """``lr_scale`` of a ``finetune`` branch when the parameters leave it out."""
 
     def __init__(self, config: BackboneConfig, param_key: str = "") -> None:
         super().__init__()
@@ -216,6 +247,8 @@ class FeatureExtractor(nn.Module):
         self.feature_dim: int = 0
         self.weights_id: str = "none"
         self.normalisation: dict[str, list[float]] | None = None
+        self.initial_weights_id: str | None = None
+        self.full_precision = False
 
     @property
     def preprocess(self) -> ImagePreprocessor:
@@ -237,6 +270,9 @@ class FeatureExtractor(nn.Module):
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape [B, 3, H, W], got {tuple(images.shape)}")
+        if self.full_precision:
+            with torch.autocast(device_type=images.device.type, enabled=False):
+                return self.features(images).float()
         return self.features(images).float()
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -252,9 +288,66 @@ class FeatureExtractor(nn.Module):
         """Stay in eval mode: features must not depend on batch statistics or dropout."""
         return super().train(False)
 
+    @property
+    def trainable(self) -> bool:
+        """Whether this branch learns inside ``ensemble_training`` (``train_mode: finetune``)."""
+        return self.config.trainable
+
+    @property
+    def lr_scale(self) -> float:
+        """Learning-rate multiple of this branch's weights when it trains."""
+        return self.config.lr_scale if self.config.lr_scale is not None else self.default_lr_scale
+
+    @property
+    def train_crop(self) -> int | None:
+        """Side of the random training crops of the preprocessed image (None: the whole
+        image). Only for networks that accept any input size."""
+        return None
+
+    @property
+    def augments(self) -> bool:
+        """Whether training draws a fresh augmentation of each image at every epoch."""
+        return True
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """A CPU copy of the weights (state dict), as the checkpoint stores them."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.state_dict().items()}
+
+    def mark_trained(self) -> FeatureExtractor:
+        """Record that the weights are now the trained ones: the identity names their
+        digest (features cached for them are theirs alone), gradients are off and scoring
+        runs in float32. Returns self."""
+        if self.initial_weights_id is None:
+            self.initial_weights_id = self.weights_id
+        self.weights_id = f"trained:{state_digest(self.state_dict())}"
+        self.requires_grad_(False)
+        self.full_precision = True
+        return self
+
+    def load_trained(
+        self, state: Mapping[str, torch.Tensor], param_key: str = ""
+    ) -> FeatureExtractor:
+        """Load a checkpoint's trained weights (strictly) and :meth:`mark_trained`.
+
+        Raises:
+            ValueError: naming the branch when the weights do not fit the architecture.
+        """
+        try:
+            self.load_state_dict(dict(state), strict=True)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{param_key or self.config.kind}: the checkpoint's trained weights do not fit "
+                f"this backbone ({str(err).splitlines()[0]}); the backbone's parameters changed "
+                "since training: restore them or retrain"
+            ) from err
+        return self.mark_trained()
+
     def identity(self) -> dict[str, Any]:
         """Everything that determines the features, JSON-serialisable (the cache key hashes it)."""
         c = self.config
+        trained = {}
+        if c.trainable:  # frozen identities (the existing cache keys) stay as they were
+            trained = {"train_mode": c.train_mode, "initial_weights": self.initial_weights_id}
         return {
             "kind": c.kind,
             "arch": c.arch,
@@ -268,6 +361,7 @@ class FeatureExtractor(nn.Module):
                 "normalisation": self.normalisation,
             },
             **self._identity_extra(),
+            **trained,
         }
 
     def _identity_extra(self) -> dict[str, Any]:
@@ -520,6 +614,10 @@ class SpectralExtractor(FeatureExtractor):
             raise ValueError(
                 f"spectral features have no weights; set weights to 'none' (got {config.weights!r})"
             )
+        if config.trainable:
+            raise ValueError(
+                "spectral features have no weights to train: set train_mode to 'frozen'"
+            )
 
     def __init__(self, config: BackboneConfig, param_key: str) -> None:
         super().__init__(config)
@@ -540,10 +638,12 @@ class SpectralExtractor(FeatureExtractor):
 
 # ------------------------------------------------------------------------------- build
 
-_EXTRACTORS: dict[str, type[FeatureExtractor]] = {
+_EXTRACTORS: dict[str, type[FeatureExtractor] | str] = {
     "resnet": ResNetExtractor,
     "clip": ClipExtractor,
     "spectral": SpectralExtractor,
+    # Its own module (it builds on this one), imported when first named.
+    "srm_cnn": "deepfake_kedro.models.pixel:SrmCnnExtractor",
 }
 
 
@@ -554,8 +654,13 @@ def extractor_class(kind: str) -> type[FeatureExtractor]:
         ValueError: naming the built-in kinds and the import-path form, when ``kind`` is
             neither, cannot be imported or is not a :class:`FeatureExtractor`.
     """
-    if kind in _EXTRACTORS:
-        return _EXTRACTORS[kind]
+    builtin = _EXTRACTORS.get(kind)
+    if isinstance(builtin, type):
+        return builtin
+    if builtin is not None:
+        module_name, _, class_name = builtin.partition(":")
+        _EXTRACTORS[kind] = getattr(importlib.import_module(module_name), class_name)
+        return _EXTRACTORS[kind]  # type: ignore[return-value]
     hint = (
         f"use one of {', '.join(_EXTRACTORS)} or the import path of a FeatureExtractor "
         "subclass, 'package.module:ClassName'"
@@ -570,6 +675,27 @@ def extractor_class(kind: str) -> type[FeatureExtractor]:
     if not (isinstance(found, type) and issubclass(found, FeatureExtractor)):
         raise ValueError(f"kind {kind!r} is not a FeatureExtractor subclass: {hint}")
     return found
+
+
+def is_trainable(config: BackboneConfig | Mapping[str, Any]) -> bool:
+    """Whether a backbone entry learns inside ``ensemble_training`` (``train_mode: finetune``,
+    explicit or the kind's default), without building or fully validating it."""
+    if isinstance(config, BackboneConfig):
+        return config.trainable
+    mode = config.get("train_mode")
+    if mode is None:
+        mode = extractor_class(str(config.get("kind", ""))).default_train_mode
+    return mode == "finetune"
+
+
+def state_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """A short sha256 of a state dict (names, dtypes, shapes and bytes), for identities."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def build_extractor(
@@ -599,7 +725,7 @@ def build_extractor(
         try:
             config = BackboneConfig.model_validate(dict(config))
         except pydantic.ValidationError as err:
-            raise ValueError(f"{key}: invalid backbone parameters: {_short_errors(err)}") from err
+            raise ValueError(f"{key}: invalid backbone parameters: {short_errors(err)}") from err
     key = param_key or f"feature_extraction.backbones.{config.kind}"
     extractor = extractor_class(config.kind)(config, key)
     logger.info(
@@ -613,7 +739,8 @@ def build_extractor(
     return extractor
 
 
-def _short_errors(err: pydantic.ValidationError) -> str:
+def short_errors(err: pydantic.ValidationError) -> str:
+    """A pydantic error as ``field: message; ...`` on one line."""
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])

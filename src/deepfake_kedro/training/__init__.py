@@ -1,6 +1,7 @@
-"""Fusion-head training: config, loop, early stopping, checkpoints and curves (no Kedro)."""
+"""Fusion-head training: config, loop, trainable branches, early stopping, checkpoints and
+curves (no Kedro)."""
 
-from deepfake_kedro.training.config import TrainingConfig
+from deepfake_kedro.training.config import TrainableConfig, TrainingConfig
 from deepfake_kedro.training.loop import (
     EpochMetrics,
     TrainingResult,
@@ -10,9 +11,12 @@ from deepfake_kedro.training.loop import (
     predict_proba,
     train_fusion,
 )
+from deepfake_kedro.training.trainable import TrainableInputs
 
 __all__ = [
     "EpochMetrics",
+    "TrainableConfig",
+    "TrainableInputs",
     "TrainingConfig",
     "TrainingResult",
     "build_model",

@@ -5,14 +5,17 @@ shape, built here and read through :func:`upgrade`, which every loader applies s
 checkpoints keep loading:
 
 - the training state (:class:`TrainingState`, written by the training loop every epoch and
-  used to resume): weights, optimizer, config, epoch, early-stopping state, history;
+  used to resume): weights (the fusion head's, and those of every trainable branch: a
+  ``kind: srm_cnn`` pixel branch or a ``train_mode: finetune`` backbone), optimizer, config,
+  epoch, early-stopping state, history;
 - what the model was trained on (:func:`with_lineage`, added by ``ensemble_training``):
   backbone identities and configs per branch, dataset fingerprint, ``trained_at``;
 - where it came from, filled when known: ``mlflow_run_id`` (the training run, stamped when
   the checkpoint is saved in a tracked run) and ``registry_version`` / ``registry_model_uri``
   (set when it was loaded from the registry).
 
-Format history: 1 had ``created_at`` for ``trained_at`` and no origin keys; 2 is this one.
+Format history: 1 had ``created_at`` for ``trained_at`` and no origin keys; 2 had no
+trainable branches (no ``branch_state`` / ``best_branch_state``); 3 is this one.
 """
 
 from __future__ import annotations
@@ -22,22 +25,32 @@ from typing import Any, TypedDict
 
 from deepfake_kedro.values import utc_now
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 ORIGIN_KEYS = ("mlflow_run_id", "registry_version", "registry_model_uri")
+BRANCH_STATE_KEYS = ("branch_state", "best_branch_state")
 
 
 class TrainingState(TypedDict):
-    """What the training loop saves every epoch (enough to resume or rebuild the head)."""
+    """What the training loop saves every epoch (enough to resume or rebuild the model).
+
+    ``model_state`` / ``best_state`` are the fusion head's weights (last / best epoch);
+    ``branch_state`` / ``best_branch_state`` those of each trainable branch, keyed by branch
+    (empty when every branch is frozen). ``scaler_state`` is the CUDA mixed-precision loss
+    scaler's (None without one).
+    """
 
     format_version: int
     model_state: dict[str, Any]
+    branch_state: dict[str, dict[str, Any]]
     optimizer_state: dict[str, Any]
     scheduler_state: dict[str, Any] | None
+    scaler_state: dict[str, Any] | None
     config: dict[str, Any]
     branch_dims: dict[str, int]
     epoch: int
     best_state: dict[str, Any]
+    best_branch_state: dict[str, dict[str, Any]]
     best_metric: float
     best_epoch: int
     epochs_without_improvement: int
@@ -101,14 +114,17 @@ def stamp_training_run(checkpoint: dict[str, Any], run_id: str | None) -> None:
 
 def from_registry(checkpoint: Mapping[str, Any], version: str, model_uri: str) -> Checkpoint:
     """``checkpoint`` as loaded from registered ``version`` (``models:/<name>/<version>``)."""
-    return upgrade({**checkpoint, "registry_version": str(version), "registry_model_uri": model_uri})
+    return upgrade(
+        {**checkpoint, "registry_version": str(version), "registry_model_uri": model_uri}
+    )
 
 
 def upgrade(raw: Mapping[str, Any]) -> Any:
     """Any readable checkpoint (or training state) in the current format.
 
-    Renames ``created_at`` to ``trained_at`` (format 1) and gives the origin keys a value
-    (None when unknown), so readers index instead of guessing with ``.get``.
+    Renames ``created_at`` to ``trained_at`` (format 1), gives the origin keys a value
+    (None when unknown) and the trainable-branch states one (empty: formats 1 and 2 had
+    frozen branches only), so readers index instead of guessing with ``.get``.
 
     Raises:
         ValueError: if the checkpoint is of a format this code cannot read.
@@ -125,8 +141,16 @@ def upgrade(raw: Mapping[str, Any]) -> Any:
         checkpoint.setdefault("trained_at", checkpoint.pop("created_at"))
     for key in ORIGIN_KEYS:
         checkpoint.setdefault(key, None)
+    for key in BRANCH_STATE_KEYS:
+        checkpoint.setdefault(key, {})
+    checkpoint.setdefault("scaler_state", None)
     checkpoint["format_version"] = FORMAT_VERSION
     return checkpoint
+
+
+def trained_branches(checkpoint: Mapping[str, Any]) -> list[str]:
+    """The fused branches whose weights the checkpoint carries (trained in ensemble_training)."""
+    return [b for b in checkpoint["config"]["branches"] if b in checkpoint["best_branch_state"]]
 
 
 def lineage(checkpoint: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,32 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from deepfake_kedro.models.fusion import FusionConfig
 
 
+class TrainableConfig(BaseModel):
+    """How branches that learn from pixels train (``ensemble_training.trainable``).
+
+    They are the branches with ``train_mode: finetune`` (a ``kind: srm_cnn`` pixel branch,
+    or a pretrained backbone fine-tuned): trained end to end with the fusion head, on the
+    training images decoded and preprocessed by the branch's own preprocessing (the one the
+    registered model runs), each epoch a fresh augmentation of every image.
+
+    Attributes:
+        epochs: Epochs when a trainable branch is fused (an epoch runs every training image
+            through the network, where a frozen-only epoch costs milliseconds); None:
+            ``ensemble_training.epochs``.
+        num_workers: DataLoader processes that decode and augment the training images
+            (0: in the training process).
+        amp: On CUDA, train in float16 autocast with a gradient scaler (the weights and
+            the evaluation stay float32). On the CPU training is float32: bf16 is emulated
+            on CPUs without AMX/AVX512-BF16 and was slower where measured.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    amp: bool = True
+
+
 class TrainingConfig(BaseModel):
     """Which branches to fuse and how to train the fusion head.
 
@@ -33,6 +59,7 @@ class TrainingConfig(BaseModel):
         seed: Seed of weight init, dropout and shuffling.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         resume: Continue from the last checkpoint when one matches this config.
+        trainable: Settings of the branches that learn from pixels (if any is fused).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -51,6 +78,7 @@ class TrainingConfig(BaseModel):
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     resume: bool = False
+    trainable: TrainableConfig = Field(default_factory=TrainableConfig)
 
     @field_validator("branches")
     @classmethod

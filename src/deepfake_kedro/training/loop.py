@@ -4,14 +4,20 @@
 ``torch.load(..., weights_only=True)`` reads it) and hands the same dict to ``on_epoch_end``
 after every epoch, so the caller can persist it and an interrupted run can resume bit for bit.
 ``build_model`` rebuilds the head from a checkpoint's saved config and loads the best weights.
+
+With trainable branches (:mod:`deepfake_kedro.training.trainable`: a pixel branch, a
+fine-tuned backbone) the same loop trains them end to end with the head: each step runs the
+batch's images through them, next to the frozen branches' cached features; on CUDA in
+float16 autocast with a gradient scaler, on the CPU in float32.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,16 +25,29 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from deepfake_kedro.features.device import resolve_device
+from deepfake_kedro.logging_setup import show_progress_bar
 from deepfake_kedro.models.fusion import FusionHead
 from deepfake_kedro.training.checkpoint import FORMAT_VERSION, TrainingState, upgrade
 from deepfake_kedro.training.config import TrainingConfig
+from deepfake_kedro.training.trainable import (
+    Branches,
+    TrainableInputs,
+    TrainingBatches,
+    autocast_for,
+    embed,
+    make_scaler,
+    normalization_rows,
+    param_groups,
+    preprocess_rows,
+)
 
 logger = logging.getLogger(__name__)
 
 # Config fields that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = frozenset({"resume", "epochs"})
+_RESUMABLE_CHANGES = frozenset({"resume", "epochs", "trainable.epochs", "trainable.num_workers"})
 _MIN_LR_RATIO = 0.1  # cosine decays to a tenth of the peak (nanoGPT's min_lr)
 _PLATEAU_FACTOR = 0.5
 _EVAL_BATCH = 4096
@@ -62,6 +81,8 @@ class TrainingResult:
         best_epoch: Epoch with the best validation AUC.
         best_val_auc: That AUC.
         stopped_early: Whether early stopping ended training before ``epochs``.
+        branch_identities: Identity of each trainable branch with its best weights (the
+            digest of the trained weights included), keyed by branch.
     """
 
     checkpoint: dict[str, Any]
@@ -69,6 +90,7 @@ class TrainingResult:
     best_epoch: int
     best_val_auc: float
     stopped_early: bool = False
+    branch_identities: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def train_fusion(
@@ -78,18 +100,24 @@ def train_fusion(
     y_val: np.ndarray,
     config: TrainingConfig,
     *,
+    trainable: TrainableInputs | None = None,
     resume_from: dict[str, Any] | None = None,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainingResult:
     """Train a fusion head on per-branch features, early-stopping on validation AUC.
 
     Args:
-        train: Training features per branch, each [N_train, dim]; extra branches are ignored.
+        train: Training features per frozen branch, each [N_train, dim]; extra branches
+            are ignored.
         y_train: Training labels, 0 (real) / 1 (fake), shape [N_train].
-        val: Validation features per branch, each [N_val, dim].
+        val: Validation features per frozen branch, each [N_val, dim].
         y_val: Validation labels, shape [N_val].
-        config: Branches (None: every branch of ``train``, in its order), fusion head and
-            optimisation settings.
+        config: Branches (None: every branch of ``train``, in its order, then the trainable
+            ones), fusion head and optimisation settings.
+        trainable: The branches that learn from pixels, with the images of the training and
+            validation rows (one per label); trained end to end with the head, they end
+            with the best epoch's weights, marked trained (their identities are in the
+            result). ``config.trainable.epochs`` replaces ``epochs`` when there are any.
         resume_from: A checkpoint of an interrupted run with the same config (``epochs`` and
             ``resume`` may differ) and branch dims; training continues after its epoch. The
             caller decides whether to pass one (``config.resume``).
@@ -103,15 +131,35 @@ def train_fusion(
             an unavailable device, or a ``resume_from`` that does not match the config.
         FloatingPointError: if training diverges (non-finite validation logits).
     """
+    extractors = dict(trainable.extractors) if trainable is not None else {}
+    both = sorted(set(extractors) & set(train))
+    if both:
+        raise ValueError(f"branch(es) {both} are given both as features and as trainable branches")
     if config.branches is None:
-        config = config.model_copy(update={"branches": list(train)})
-    branch_dims = _check_split(train, y_train, config.branches, "train")
-    val_dims = _check_split(val, y_val, config.branches, "val")
-    if val_dims != branch_dims:
+        config = config.model_copy(update={"branches": [*train, *extractors]})
+    unused = sorted(set(extractors) - set(config.branches))
+    if unused:
+        raise ValueError(
+            f"trainable branch(es) {unused} are not among ensemble_training.branches "
+            f"{config.branches}: add them there or disable them"
+        )
+    extractors = {b: extractors[b] for b in config.branches if b in extractors}
+    if extractors and config.trainable.epochs is not None:
+        config = config.model_copy(update={"epochs": config.trainable.epochs})
+    frozen = [b for b in config.branches if b not in extractors]
+    frozen_dims = _check_split(train, y_train, frozen, "train")
+    val_dims = _check_split(val, y_val, frozen, "val")
+    if val_dims != frozen_dims:
         diff = {
-            b: (branch_dims[b], val_dims[b]) for b in branch_dims if branch_dims[b] != val_dims[b]
+            b: (frozen_dims[b], val_dims[b]) for b in frozen_dims if frozen_dims[b] != val_dims[b]
         }
         raise ValueError(f"feature dims differ between train and val (train, val): {diff}")
+    branch_dims = {
+        b: frozen_dims[b] if b in frozen_dims else int(extractors[b].feature_dim)
+        for b in config.branches
+    }
+    if trainable is not None and extractors:
+        trainable.prepare(len(y_train), len(y_val))
 
     if resume_from is not None:
         _check_resumable(resume_from, config, branch_dims)
@@ -119,7 +167,7 @@ def train_fusion(
             logger.info(
                 "Checkpoint at epoch %d is already finished; returning it", resume_from["epoch"]
             )
-            return _result(resume_from)
+            return _result(resume_from, extractors)
 
     device = resolve_device(config.device, key="ensemble_training.device")
     rng_devices = (
@@ -135,8 +183,9 @@ def train_fusion(
             torch.use_deterministic_algorithms(True)
         try:
             return _train(
-                train, y_train, val, y_val, config, branch_dims, device, resume_from, on_epoch_end
-            )
+                train, y_train, val, y_val, config, branch_dims, device, resume_from,
+                on_epoch_end, trainable if extractors else None, extractors,
+            )  # fmt: skip
         finally:
             torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
@@ -151,15 +200,20 @@ def _train(
     device: torch.device,
     resume_from: dict[str, Any] | None,
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
+    trainable: TrainableInputs | None,
+    extractors: dict[str, Any],
 ) -> TrainingResult:
     torch.manual_seed(config.seed)
-    x_train = _to_device(train, config.branches, device)
-    x_val = _to_device(val, config.branches, device)
+    frozen = [b for b in config.branches if b not in extractors]
+    x_train = _to_device(train, frozen, device)
+    x_val = _to_device(val, frozen, device)
     t_train = torch.tensor(np.asarray(y_train), dtype=torch.float32, device=device)
     t_val = torch.tensor(np.asarray(y_val), dtype=torch.float32, device=device)
 
     model = FusionHead(branch_dims, config.fusion).to(device)
-    optimizer = _make_optimizer(model, config)
+    branches = Branches(extractors).to(device) if trainable is not None else None
+    optimizer = _make_optimizer(model, config, extractors)
+    scaler = make_scaler(device, config.trainable.amp and bool(extractors))
     plateau = _make_plateau(optimizer, config)
     shuffle = torch.Generator().manual_seed(config.seed)
     criterion = nn.BCEWithLogitsLoss(pos_weight=_pos_weight(t_train, config))
@@ -170,6 +224,7 @@ def _train(
 
     state: dict[str, Any] = {  # early-stopping state, saved in every checkpoint
         "best_state": {},
+        "best_branch_state": {},
         "best_metric": -math.inf,
         "best_epoch": 0,
         "epochs_without_improvement": 0,
@@ -177,13 +232,28 @@ def _train(
     }
     history: list[EpochMetrics] = []
     start = 1
+    batches = val_pixels = None
+    if trainable is not None:
+        batches = TrainingBatches(
+            trainable, config.seed, config.batch_size, config.trainable.num_workers
+        )
+        val_pixels = preprocess_rows(trainable, trainable.val_rows)
     if resume_from is None:
-        model.fit_normalization(x_train)
+        initial = {}
+        if trainable is not None:
+            # A fixed standardisation from the initial features; the branch learns around it.
+            pixels = preprocess_rows(trainable, normalization_rows(trainable, config.seed))
+            initial = {b: embed(e, pixels[b], device) for b, e in extractors.items()}
+        model.fit_normalization({**x_train, **initial})
     else:
         model.load_state_dict(resume_from["model_state"])
+        for name, extractor in extractors.items():
+            extractor.load_state_dict(resume_from["branch_state"][name])
         optimizer.load_state_dict(resume_from["optimizer_state"])
         if plateau is not None:
             plateau.load_state_dict(resume_from["scheduler_state"])
+        if resume_from.get("scaler_state"):
+            scaler.load_state_dict(resume_from["scaler_state"])
         state = {key: resume_from[key] for key in state}
         history = [EpochMetrics(**h) for h in resume_from["history"]]
         _set_rng_state(resume_from["rng_state"], shuffle, device)
@@ -196,33 +266,61 @@ def _train(
         sum(p.numel() for p in model.parameters()),
         "off" if criterion.pos_weight is None else f"{criterion.pos_weight.item():.3f}",
     )  # fmt: skip
+    if extractors:
+        logger.info(
+            "Trainable branches (end to end, %s on %s): %s",
+            "float16 autocast + loss scaling" if scaler.is_enabled() else "float32", device,
+            ", ".join(
+                f"{b} ({e.config.kind}, {sum(p.numel() for p in e.parameters()):,} parameters, "
+                f"lr x{e.lr_scale:g})"
+                for b, e in extractors.items()
+            ),
+        )  # fmt: skip
     checkpoint: dict[str, Any] = {}
     for epoch in range(start, config.epochs + 1):
         lr = _set_learning_rate(optimizer, epoch, config)
-        train_loss = train_one_epoch(
-            model, criterion, optimizer, x_train, t_train, config.batch_size, shuffle, stack_rows
-        )
-        val_loss, val_auc = evaluate(model, criterion, x_val, t_val)
+        started = time.perf_counter()
+        if branches is None:
+            train_loss = train_one_epoch(
+                model, criterion, optimizer, x_train, t_train, config.batch_size, shuffle,
+                stack_rows,
+            )  # fmt: skip
+            val_features = x_val
+        else:
+            train_loss = train_one_epoch_end_to_end(
+                model, branches, criterion, optimizer, scaler, x_train, t_train,
+                batches.epoch(epoch, torch.randperm(len(t_train), generator=shuffle)),
+                stack_rows, device, config, epoch,
+            )  # fmt: skip
+            val_features = {
+                **x_val,
+                **{b: embed(e, val_pixels[b], device) for b, e in extractors.items()},
+            }
+        val_loss, val_auc = evaluate(model, criterion, val_features, t_val)
         if plateau is not None and epoch > config.warmup_epochs:
             plateau.step(val_auc)
         history.append(EpochMetrics(epoch, train_loss, val_loss, val_auc, lr))
 
         if val_auc > state["best_metric"] + config.min_delta:
             state.update(best_state=_cpu_copy(model.state_dict()), best_metric=val_auc,
-                         best_epoch=epoch, epochs_without_improvement=0)  # fmt: skip
+                         best_epoch=epoch, epochs_without_improvement=0,
+                         best_branch_state=_branch_states(extractors))  # fmt: skip
         else:
             state["epochs_without_improvement"] += 1
         state["stopped_early"] = state["epochs_without_improvement"] >= config.patience
         logger.info(
-            "epoch %3d | train loss %.4f | val loss %.4f | val AUC %.4f | lr %.2e%s",
-            epoch, train_loss, val_loss, val_auc, lr, " *" if state["best_epoch"] == epoch else "",
+            "epoch %3d/%d | train loss %.4f | val loss %.4f | val AUC %.4f | lr %.2e | %.1f s%s",
+            epoch, config.epochs, train_loss, val_loss, val_auc, lr, time.perf_counter() - started,
+            " *" if state["best_epoch"] == epoch else "",
         )  # fmt: skip
 
         checkpoint: TrainingState = {
             "format_version": FORMAT_VERSION,
             "model_state": _cpu_copy(model.state_dict()),
+            "branch_state": _branch_states(extractors),
             "optimizer_state": _cpu_copy(optimizer.state_dict()),
             "scheduler_state": plateau.state_dict() if plateau is not None else None,
+            "scaler_state": scaler.state_dict() if scaler.is_enabled() else None,
             "config": config.model_dump(mode="json"),
             "branch_dims": dict(branch_dims),
             "epoch": epoch,
@@ -239,7 +337,7 @@ def _train(
             break
 
     logger.info("Best val AUC %.4f at epoch %d", state["best_metric"], state["best_epoch"])
-    return _result(checkpoint)
+    return _result(checkpoint, extractors)
 
 
 def train_one_epoch(
@@ -275,23 +373,104 @@ def train_one_epoch(
         idx = order[start : start + batch_size]
         y = labels[idx]
         batch = {k: v[idx] for k, v in features.items()}
-        logits, branch_logits = model.forward_with_branch_logits(
-            batch, detach_branches=stack_rows is not None
+        objective, loss = _objective(
+            model, criterion, batch, y, stack_rows[idx] if stack_rows is not None else None
         )
-        loss = criterion(logits, y)
-        objective = loss
-        if stack_rows is not None and branch_logits is not None:
-            held_out = stack_rows[idx].float()
-            fused_rows = _bce_rows(logits, y, criterion.pos_weight)
-            branch_rows = _bce_rows(
-                branch_logits, y[:, None].expand_as(branch_logits), criterion.pos_weight
-            )
-            objective = (held_out * fused_rows + (1 - held_out) * branch_rows.mean(dim=1)).mean()
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
         total += loss.detach() * len(idx)
     return total.item() / n
+
+
+def train_one_epoch_end_to_end(
+    model: FusionHead,
+    branches: Branches,
+    criterion: nn.BCEWithLogitsLoss,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    features: dict[str, Tensor],
+    labels: Tensor,
+    batches: Iterable[tuple[Tensor, dict[str, Tensor]]],
+    stack_rows: Tensor | None,
+    device: torch.device,
+    config: TrainingConfig,
+    epoch: int,
+) -> float:
+    """One pass over the training rows, the trainable branches learning with the head.
+
+    Args:
+        model: The fusion head.
+        branches: The trainable branches (eval mode: frozen BatchNorm statistics, no dropout).
+        criterion: Class-balanced BCE on logits.
+        optimizer: Optimizer of the head's and the branches' parameters.
+        scaler: Loss scaler (enabled for float16 on CUDA).
+        features: The frozen branches' training features, on ``device``.
+        labels: 0/1 float labels, on ``device``.
+        batches: ``(row indices, {branch: uint8 images})`` in this epoch's order.
+        stack_rows: Boolean mask of the rows held out for the fusion weights, or None.
+        device: Where the model runs.
+        config: Batch size and the trainable branches' settings.
+        epoch: This epoch (for the progress bar).
+
+    Returns:
+        The mean fused BCE loss.
+    """
+    model.train()
+    n = len(labels)
+    total = torch.zeros((), device=device)
+    # The project's one progress channel: a bar where someone watches; the epoch's log line
+    # (with its duration) is written either way.
+    bar = tqdm(
+        total=n, unit="img", desc=f"epoch {epoch}/{config.epochs}", leave=False,
+        disable=not show_progress_bar(True),
+    )  # fmt: skip
+    try:
+        for index, pixels in batches:
+            idx = index.to(device)
+            y = labels[idx]
+            with autocast_for(device, config.trainable.amp):
+                embedded = branches({b: p.to(device, non_blocking=True) for b, p in pixels.items()})
+                batch = {**{k: v[idx] for k, v in features.items()}, **embedded}
+                objective, loss = _objective(
+                    model, criterion, batch, y, stack_rows[idx] if stack_rows is not None else None
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(objective).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += loss.detach().float() * len(idx)
+            bar.update(len(idx))
+    finally:
+        bar.close()
+    return total.item() / n
+
+
+def _objective(
+    model: FusionHead,
+    criterion: nn.BCEWithLogitsLoss,
+    batch: dict[str, Tensor],
+    y: Tensor,
+    held_out: Tensor | None,
+) -> tuple[Tensor, Tensor]:
+    """The loss to minimise and the fused loss (what is reported), for one batch.
+
+    With ``held_out`` (``late``/``stacking``) the fused loss on those rows trains only the
+    fusion weights, and each branch's own loss on the other rows trains the branches.
+    """
+    logits, branch_logits = model.forward_with_branch_logits(
+        batch, detach_branches=held_out is not None
+    )
+    loss = criterion(logits, y)
+    objective = loss
+    if held_out is not None and branch_logits is not None:
+        held = held_out.float()
+        fused_rows = _bce_rows(logits, y, criterion.pos_weight)
+        branch_rows = _bce_rows(
+            branch_logits, y[:, None].expand_as(branch_logits), criterion.pos_weight
+        )
+        objective = (held * fused_rows + (1 - held) * branch_rows.mean(dim=1)).mean()
+    return objective, loss
 
 
 @torch.inference_mode()
@@ -345,9 +524,7 @@ def predict_proba(
     n = _check_features(features, model.branch_names, "predict", expected_dims=model.branch_dims)
     device = next(model.parameters()).device
     model.eval()
-    x = {
-        b: torch.tensor(np.asarray(features[b]), dtype=torch.float32) for b in model.branch_names
-    }
+    x = {b: torch.tensor(np.asarray(features[b]), dtype=torch.float32) for b in model.branch_names}
     out = [
         torch.sigmoid(model({b: v[i : i + batch_size].to(device) for b, v in x.items()})).cpu()
         for i in range(0, n, batch_size)
@@ -396,7 +573,12 @@ def config_differences(
     ``epochs`` and ``resume`` may differ; every other config field and the branch dims must
     match.
     """
-    saved = _flatten(dict(checkpoint.get("config", {})))
+    saved_config = dict(checkpoint.get("config", {}))
+    try:  # a state saved before a field existed has that field's default
+        saved_config = TrainingConfig.model_validate(saved_config).model_dump(mode="json")
+    except ValueError:
+        pass  # compared as saved: the differences name what no longer validates
+    saved = _flatten(saved_config)
     current = _flatten(config.model_dump(mode="json"))
     diffs = [
         f"{key}: checkpoint {saved.get(key, '<missing>')!r}, config {current.get(key, '<missing>')!r}"
@@ -531,8 +713,11 @@ def _to_device(
     }
 
 
-def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.AdamW:
-    # As in nanoGPT: decay weight matrices, not biases; fusion weights get their own group.
+def _make_optimizer(
+    model: nn.Module, config: TrainingConfig, extractors: Mapping[str, nn.Module] | None = None
+) -> torch.optim.AdamW:
+    # As in nanoGPT: decay weight matrices, not biases; fusion weights get their own group;
+    # each trainable branch its own learning-rate scale.
     fusion = {id(p) for p in model.fusion_parameters()}
     params = [p for p in model.parameters() if p.requires_grad and id(p) not in fusion]
     groups = [
@@ -547,6 +732,7 @@ def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Ada
         groups.append(
             {"params": model.fusion_parameters(), "weight_decay": 0.0, "lr_scale": _FUSION_LR_SCALE}
         )
+    groups += param_groups(extractors or {}, config.weight_decay)
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 
@@ -631,13 +817,26 @@ def _set_rng_state(
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _result(checkpoint: Mapping[str, Any]) -> TrainingResult:
+def _branch_states(extractors: Mapping[str, Any]) -> dict[str, dict[str, Tensor]]:
+    return {name: extractor.trained_state() for name, extractor in extractors.items()}
+
+
+def _result(
+    checkpoint: Mapping[str, Any], extractors: Mapping[str, Any] | None = None
+) -> TrainingResult:
+    identities = {}
+    best = checkpoint.get("best_branch_state", {})
+    for name, extractor in (extractors or {}).items():
+        extractor.to("cpu")
+        extractor.load_trained(best[name], param_key=f"trainable branch {name!r}")
+        identities[name] = extractor.identity()
     return TrainingResult(
         checkpoint=dict(checkpoint),
         history=[EpochMetrics(**h) for h in checkpoint["history"]],
         best_epoch=int(checkpoint["best_epoch"]),
         best_val_auc=float(checkpoint["best_metric"]),
         stopped_early=bool(checkpoint.get("stopped_early", False)),
+        branch_identities=identities,
     )
 
 

@@ -1,9 +1,14 @@
-"""Wiring of feature_extraction: the same two nodes, namespaced once per backbone branch.
+"""Wiring of feature_extraction: the same two nodes, namespaced once per frozen branch.
 
 The branches are the keys of ``feature_extraction.backbones`` (:func:`deepfake_kedro.project.
 branches`). ``<branch>.feature_cache``, ``<branch>.model_input_features`` ... resolve through
 catalog factories, so a branch's cache, report and model-input features sit side by side
 under its name and a new branch needs no catalog entry.
+
+A trainable branch (``train_mode: finetune``, e.g. ``kind: srm_cnn``) has nothing to extract
+before training: it learns from pixels inside ``ensemble_training``, so it gets no pipeline
+here and no ``model_input_features``. Its ``feature_cache`` still exists: the scoring policy
+caches the trained branch's features there, under the trained weights' identity.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, 
 from deepfake_kedro.project import branches as configured_branches
 
 
-def branch_datasets(suffix: str, branches: Sequence[str] | None = None) -> dict[str, str]:
-    """``{branch: "<branch>.<suffix>"}`` for every branch (default: the configured ones)."""
-    return {branch: f"{branch}.{suffix}" for branch in branches or configured_branches()}
+def branch_datasets(
+    suffix: str, branches: Sequence[str] | None = None, *, trainable: bool | None = None
+) -> dict[str, str]:
+    """``{branch: "<branch>.<suffix>"}`` for every branch (default: the configured ones;
+    ``trainable`` False/True: only the frozen/trainable ones)."""
+    names = branches if branches is not None else configured_branches(trainable=trainable)
+    return {branch: f"{branch}.{suffix}" for branch in names}
 
 
 def node_reading_branches(
@@ -32,6 +41,7 @@ def node_reading_branches(
     *,
     suffix: str = "model_input_features",
     branches: Sequence[str] | None = None,
+    trainable: bool | None = None,
 ) -> Node:
     """A node outside the branches that also reads ``<branch>.<suffix>`` of every branch.
 
@@ -39,10 +49,21 @@ def node_reading_branches(
     the node follows the list of branches. Kedro warns about dots in dataset names; here
     they are its own namespacing, on purpose.
 
+    Args:
+        func: The node function.
+        inputs: Its other inputs.
+        outputs: Its outputs.
+        name: The node's name.
+        suffix: The per-branch dataset read (``model_input_features``, ``feature_cache``).
+        branches: The branches (default: the configured ones).
+        trainable: With the configured branches: None reads every branch (feature caches
+            exist for all); False only the frozen ones (``model_input_features`` exist only
+            for them); True only the trainable ones.
+
     Raises:
         ValueError: if a branch is named like one of the node's other inputs.
     """
-    per_branch = branch_datasets(suffix, branches)
+    per_branch = branch_datasets(suffix, branches, trainable=trainable)
     clash = sorted(set(per_branch) & set(inputs))
     if clash:
         raise ValueError(
@@ -85,7 +106,6 @@ def create_branch_pipeline(branch: str) -> Pipeline:
                     "params:backbone",
                     "params:feature_extraction.runtime",
                     "params:feature_extraction.augmentation",
-                    "params:feature_extraction.synthetic_fakes",
                 ],
                 outputs="extraction_report",
                 name="extract_features_node",
@@ -101,9 +121,10 @@ def create_branch_pipeline(branch: str) -> Pipeline:
 
 
 def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline:
-    """One namespaced extraction pipeline per branch (default: the configured branches)."""
+    """One namespaced extraction pipeline per branch (default: the configured frozen
+    branches; a trainable one has nothing to extract)."""
     pipelines = Pipeline([])
-    for name in branches or configured_branches():
+    for name in branches if branches is not None else configured_branches(trainable=False):
         pipelines += Pipeline(
             create_branch_pipeline(name),
             namespace=name,
@@ -112,9 +133,6 @@ def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline
                 "params:backbone": f"params:feature_extraction.backbones.{name}",
                 "params:feature_extraction.runtime": "params:feature_extraction.runtime",
                 "params:feature_extraction.augmentation": "params:feature_extraction.augmentation",
-                "params:feature_extraction.synthetic_fakes": (
-                    "params:feature_extraction.synthetic_fakes"
-                ),
             },
             tags=["training", "inference_features", name],
         )
