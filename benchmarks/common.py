@@ -19,13 +19,14 @@ import resource
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from benchmarks.second_source import SecondSourceConfig, write_second_source_dataset
 from deepfake_kedro.demo import DemoConfig, write_demo_dataset
 from deepfake_kedro.features import ExtractionConfig
 from deepfake_kedro.ingestion import IngestionConfig, validate_manifest
@@ -91,6 +92,11 @@ def benchmark_demo_config(quick: bool) -> DemoConfig:
     return demo_config(n_images=300) if quick else demo_config()
 
 
+def benchmark_second_source_config(quick: bool) -> SecondSourceConfig:
+    """The second generator's dataset (800 images; quick: 160) at the demo's image size."""
+    return SecondSourceConfig(n_images=160 if quick else 800, image_size=demo_config().image_size)
+
+
 # ---------------------------------------------------------------------------- demo data
 
 
@@ -107,16 +113,31 @@ def demo_dataset(config: DemoConfig) -> pd.DataFrame:
         The generator's manifest with ``image_path`` relative to :data:`DATA` (prefixed with
         the dataset's folder, so datasets of different seeds can share one store).
     """
+    name = f"demo-n{config.n_images}-px{config.image_size}-seed{config.seed}"
+    return _generated(name, config, lambda out: write_demo_dataset(out, config, progress=False))
+
+
+def second_source_dataset(config: SecondSourceConfig) -> pd.DataFrame:
+    """The manifest of a second-generator dataset (:mod:`benchmarks.second_source`),
+    generated once per config under ``results/data``, paths relative to :data:`DATA`."""
+    name = f"photos-n{config.n_images}-px{config.image_size}-seed{config.seed}"
+    return _generated(name, config, lambda out: write_second_source_dataset(out, config))
+
+
+def _generated(
+    name: str, config: DemoConfig | SecondSourceConfig, write: Callable[[Path], object]
+) -> pd.DataFrame:
+    """Write a dataset once into ``DATA/<name>-<config hash>`` and read its manifest."""
     text = config.model_dump_json()
     key = hashlib.sha256(text.encode()).hexdigest()[:10]
-    folder = DATA / (f"demo-n{config.n_images}-px{config.image_size}-seed{config.seed}-{key}")
+    folder = DATA / f"{name}-{key}"
     manifest_path = folder / "manifest.csv"
     if not manifest_path.is_file():
         DATA.mkdir(parents=True, exist_ok=True)
         tmp = DATA / f".tmp-{uuid.uuid4().hex}"
         start = time.perf_counter()
         try:
-            write_demo_dataset(tmp, config, progress=False)
+            write(tmp)
             (tmp / "config.json").write_text(text)
             if folder.exists():  # a folder without manifest: an interrupted older layout
                 shutil.rmtree(folder)
@@ -124,10 +145,9 @@ def demo_dataset(config: DemoConfig) -> pd.DataFrame:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         logger.warning(
-            "generated %d demo images (%d px, seed %d) in %.0f s into %s",
+            "generated %s (%d images) in %.0f s into %s",
+            name,
             config.n_images,
-            config.image_size,
-            config.seed,
             time.perf_counter() - start,
             folder,
         )
@@ -159,6 +179,16 @@ def _validated(config_json: str) -> pd.DataFrame:
 def validated_demo(config: DemoConfig) -> pd.DataFrame:
     """A demo dataset through ``validate_manifest`` (with ``content_hash``); cached per process."""
     return _validated(config.model_dump_json()).copy()
+
+
+@functools.lru_cache(maxsize=2)
+def _validated_second(config_json: str) -> pd.DataFrame:
+    return ingest(second_source_dataset(SecondSourceConfig.model_validate_json(config_json)))
+
+
+def validated_second_source(config: SecondSourceConfig) -> pd.DataFrame:
+    """A second-generator dataset through ``validate_manifest``; cached per process."""
+    return _validated_second(config.model_dump_json()).copy()
 
 
 # ------------------------------------------------------------------------------- machine
