@@ -29,6 +29,7 @@ from deepfake_kedro.registry.operations import register_model
 from deepfake_kedro.retraining.champion import CHECKPOINT_ARTIFACTS, MANIFEST_ARTIFACT
 from deepfake_kedro.training import TrainingConfig
 from deepfake_kedro.training.augmentation import AugmentationConfig
+from deepfake_kedro.training.synthetic import SyntheticFakesConfig
 
 EXPERIMENT = "deepfake_kedro"
 MODEL_NAME = "deepfake-detector"
@@ -74,7 +75,14 @@ def champion_checkpoint(
     cache = FeatureCacheDataset(path=spectral_cache_root).load()
     backbone = BackboneConfig(kind="spectral", image_size=64)
     report = extract_features(
-        current_manifest, store, cache, backbone, RUNTIME, NO_AUGMENTATION, branch="spectral"
+        current_manifest,
+        store,
+        cache,
+        backbone,
+        RUNTIME,
+        NO_AUGMENTATION,
+        SyntheticFakesConfig(),
+        branch="spectral",
     )
     spectral = collect_features(current_manifest, cache, report)
     previous = torch.get_num_threads()

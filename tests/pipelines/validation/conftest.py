@@ -12,6 +12,7 @@ from deepfake_kedro.pipelines.ensemble_training.nodes import train_ensemble
 from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, extract_features
 from deepfake_kedro.training import TrainingConfig
 from deepfake_kedro.training.augmentation import AugmentationConfig
+from deepfake_kedro.training.synthetic import SyntheticFakesConfig
 
 RUNTIME = ExtractionConfig(batch_size=16, num_workers=0, progress=False)
 
@@ -33,7 +34,7 @@ def trained(split_manifest, tiny_demo_dir, tmp_path_factory):
     backbone = BackboneConfig(kind="spectral", image_size=64)
     report = extract_features(
         split_manifest, store, cache, backbone, RUNTIME, AugmentationConfig(views=0),
-        branch="spectral",
+        SyntheticFakesConfig(), branch="spectral",
     )  # fmt: skip
     checkpoint, *_ = train_ensemble(
         split_manifest,

@@ -35,7 +35,7 @@ def extract_features(
     backbone: BackboneConfig,
     runtime: ExtractionConfig,
     augmentation: AugmentationConfig,
-    synthetic_fakes: SyntheticFakesConfig = SyntheticFakesConfig(),  # noqa: B008 (frozen)
+    synthetic_fakes: SyntheticFakesConfig,
     *,
     branch: str,
 ) -> dict[str, Any]:

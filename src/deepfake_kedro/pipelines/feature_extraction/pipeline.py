@@ -106,6 +106,7 @@ def create_branch_pipeline(branch: str) -> Pipeline:
                     "params:backbone",
                     "params:feature_extraction.runtime",
                     "params:feature_extraction.augmentation",
+                    "params:feature_extraction.synthetic_fakes",
                 ],
                 outputs="extraction_report",
                 name="extract_features_node",
@@ -133,6 +134,9 @@ def create_pipeline(branches: Sequence[str] | None = None, **kwargs) -> Pipeline
                 "params:backbone": f"params:feature_extraction.backbones.{name}",
                 "params:feature_extraction.runtime": "params:feature_extraction.runtime",
                 "params:feature_extraction.augmentation": "params:feature_extraction.augmentation",
+                "params:feature_extraction.synthetic_fakes": (
+                    "params:feature_extraction.synthetic_fakes"
+                ),
             },
             tags=["training", "inference_features", name],
         )
