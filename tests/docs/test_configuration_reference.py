@@ -63,7 +63,8 @@ def test_documented_parameter_keys_exist():
     known |= {"ensemble_training.fusion.stack_fraction",
               "feature_extraction.backbones.<branch>.hub_timeout_s",
               "feature_extraction.backbones.<branch>.enabled",
-              "feature_extraction.backbones.<branch>.options"}
+              "feature_extraction.backbones.<branch>.options",
+              "feature_extraction.backbones.<branch>.lr_scale"}
     rows = re.findall(r"^\| `([a-z_]+\.[a-z_.<>]+)` \|", REFERENCE, flags=re.MULTILINE)
     parameter_rows = [r for r in rows if r.split(".")[0] in groups]
     assert parameter_rows

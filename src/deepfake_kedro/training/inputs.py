@@ -119,6 +119,41 @@ def synthetic_arrays(
     return features, np.ones(len(sources), dtype=np.int64)
 
 
+def training_images(
+    manifest: pd.DataFrame,
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    branches: Sequence[str],
+) -> pd.DataFrame:
+    """The image behind each training row, in the order the rows are trained on: the train
+    split (:func:`split_arrays`), then its augmented views (:func:`augmented_arrays`), then
+    the synthetic fakes of its reals (:func:`synthetic_arrays`) of ``branches``' tables.
+
+    This is what a trainable branch reads for those rows: ``image_path`` and ``view`` (None:
+    the image itself, which the branch augments on the fly, so an augmented view's row reads
+    its source; ``sbi:<k>``: synthetic fake ``k`` of it, served by
+    :class:`~deepfake_kedro.training.synthetic.SyntheticFakes`).
+    """
+    from deepfake_kedro.training.synthetic import VIEW_PREFIX
+
+    train = manifest[manifest["split"] == "train"]
+    path_of = dict(
+        zip(train["content_hash"].astype(str), train["image_path"].astype(str), strict=False)
+    )
+    paths: list[str] = train["image_path"].astype(str).tolist()
+    views: list[str | None] = [None] * len(paths)
+    if branches:
+        for source, _ in _common_views(tables, branches, "augmented", "augmented_view",
+                                       set(path_of))[1]:  # fmt: skip
+            paths.append(path_of[source])
+            views.append(None)
+        reals = set(train.loc[train["label"] == "real", "content_hash"].astype(str))
+        for source, index in _common_views(tables, branches, "synthetic", "synthetic_index",
+                                           reals)[1]:  # fmt: skip
+            paths.append(path_of[source])
+            views.append(f"{VIEW_PREFIX}{index}")
+    return pd.DataFrame({"image_path": paths, "view": pd.Series(views, dtype=object)})
+
+
 def _train_views(
     tables: Mapping[str, Mapping[str, np.ndarray]],
     branches: Sequence[str],
@@ -131,6 +166,28 @@ def _train_views(
     Returns:
         Per-branch features, in the first branch's order, and each row's source hash.
     """
+    keyed, keys = _common_views(tables, branches, prefix, index_key, sources)
+    common = [f"{h}/{v}" for h, v in keys]
+    features = {
+        name: np.asarray(tables[name][f"{prefix}_features"], dtype=np.float32)[
+            keyed[name].get_indexer(common)
+        ]
+        if common
+        else np.zeros((0, np.asarray(tables[name]["features"]).shape[1]), np.float32)
+        for name in branches
+    }
+    return features, [h for h, _ in keys]
+
+
+def _common_views(
+    tables: Mapping[str, Mapping[str, np.ndarray]],
+    branches: Sequence[str],
+    prefix: str,
+    index_key: str,
+    sources: set[str],
+) -> tuple[dict[str, pd.Index], list[tuple[str, int]]]:
+    """Each branch's ``"<source hash>/<index>"`` keys, and the ``(source, index)`` every
+    branch has, of a source in ``sources``, in the first branch's order."""
     keyed = {}
     for name in branches:
         table = tables[name]
@@ -140,13 +197,5 @@ def _train_views(
     common = keyed[branches[0]]
     for name in branches[1:]:
         common = common.intersection(keyed[name], sort=False)
-    common = [k for k in common if k.split("/")[0] in sources]
-    features = {
-        name: np.asarray(tables[name][f"{prefix}_features"], dtype=np.float32)[
-            keyed[name].get_indexer(common)
-        ]
-        if common
-        else np.zeros((0, np.asarray(tables[name]["features"]).shape[1]), np.float32)
-        for name in branches
-    }
-    return features, [k.split("/")[0] for k in common]
+    keys = [(k.split("/")[0], int(k.split("/")[1])) for k in common]
+    return keyed, [(h, v) for h, v in keys if h in sources]

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
@@ -92,3 +93,108 @@ def test_training_branch_without_features_is_a_clear_error(split_manifest, tmp_p
     with pytest.raises(ValueError, match="'face' is in ensemble_training.branches but has no") as info:
         run(split_manifest, tmp_path, params)
     assert "feature_extraction.backbones" in str(info.value)
+
+
+PIXEL = {"kind": "srm_cnn", "image_size": 64, "options": {"train_crop": 32}}
+
+
+def run_trainable(manifest, images_root, tmp_path, params: TrainingConfig, backbones: dict,
+                  tables: dict, synthetic_fakes=None) -> dict:
+    """The pipeline with frozen ``tables`` and the trainable entries of ``backbones``."""
+    from deepfake_kedro.io import ImageStore
+    from deepfake_kedro.models.backbones import is_trainable
+    from deepfake_kedro.training.augmentation import AugmentationConfig
+    from deepfake_kedro.training.synthetic import SyntheticFakesConfig
+
+    trainable = [b for b, config in backbones.items() if is_trainable(config)]
+    pipeline = create_pipeline(branches=list(tables), trainable=trainable)
+    outputs = {name: MemoryDataset(copy_mode="assign") for name in pipeline.all_outputs()}
+    catalog = DataCatalog(
+        {
+            "split_manifest": MemoryDataset(manifest),
+            "dataset_fingerprint": MemoryDataset({"fingerprint": "f" * 64}),
+            "training_state": CheckpointStoreDataset(filepath=str(tmp_path / "state.pt")),
+            "params:ensemble_training": MemoryDataset(params),
+            "raw_images": MemoryDataset(ImageStore(str(images_root)), copy_mode="assign"),
+            "params:feature_extraction.augmentation": MemoryDataset(AugmentationConfig(views=0)),
+            "params:feature_extraction.backbones": MemoryDataset(backbones),
+            "params:feature_extraction.synthetic_fakes": MemoryDataset(
+                synthetic_fakes or SyntheticFakesConfig()
+            ),
+        }
+        | {f"{b}.model_input_features": MemoryDataset(t) for b, t in tables.items()}
+        | outputs
+    )
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.all_outputs()}
+
+
+def test_the_node_reads_pixels_only_when_a_branch_is_trainable():
+    frozen = create_pipeline(branches=["spectral"])
+    assert frozen.inputs() == {
+        "split_manifest", "dataset_fingerprint", "training_state", "params:ensemble_training",
+        "spectral.model_input_features",
+    }  # fmt: skip
+    both = create_pipeline(branches=["spectral"], trainable=["pixel"])
+    assert {"raw_images", "params:feature_extraction.backbones",
+            "params:feature_extraction.augmentation"} <= both.inputs()  # fmt: skip
+    assert "pixel.model_input_features" not in both.inputs()
+
+
+def test_a_pixel_branch_trains_next_to_frozen_features(split_manifest, tiny_demo_dir, tmp_path,
+                                                       caplog):
+    """Next to a frozen branch whose table has synthetic fakes of the train reals: the pixel
+    branch reads the same fakes (made by the same code) for those rows."""
+    from deepfake_kedro.training.synthetic import SyntheticFakesConfig
+
+    params = TrainingConfig(epochs=2, patience=4, batch_size=16, device="cpu")
+    backbones = {"pixel": PIXEL, "spectral": {"kind": "spectral", "image_size": 64}}
+    table = branch_table(split_manifest, 12, 4.0, 3)
+    reals = split_manifest[(split_manifest["split"] == "train") & (split_manifest["label"] == "real")]
+    hashes = reals["content_hash"].drop_duplicates().to_numpy(dtype=str)
+    table |= {
+        "synthetic_hash": hashes,
+        "synthetic_index": np.zeros(len(hashes), dtype=np.int64),
+        "synthetic_features": np.random.default_rng(4).normal(size=(len(hashes), 12)).astype("f4"),
+    }
+    tables = {"spectral": table}
+    with caplog.at_level("INFO"):
+        out = run_trainable(split_manifest, tiny_demo_dir, tmp_path, params, backbones, tables,
+                            SyntheticFakesConfig(enabled=True))  # fmt: skip
+    assert f"+ {len(hashes)} synthetic fakes" in caplog.text
+
+    checkpoint = out["fusion_checkpoint"]
+    # Fused in the order of feature_extraction.backbones.
+    assert checkpoint["config"]["branches"] == ["pixel", "spectral"]
+    assert list(checkpoint["best_branch_state"]) == ["pixel"]
+    assert checkpoint["backbones"]["pixel"]["weights"].startswith("trained:")
+    assert checkpoint["backbone_configs"]["pixel"]["kind"] == "srm_cnn"
+    assert checkpoint["backbones"]["spectral"] == json.loads(str(tables["spectral"]["identity"]))
+    assert "pixel=trained:" in out["training_tags"]["weights"]
+
+
+def test_finetune_trains_a_backbone_and_frozen_leaves_it(split_manifest, tiny_demo_dir, tmp_path):
+    """The same ResNet entry: frozen, it is read from its cached features and carries no
+    weights; finetune, it is trained here and its (changed) weights travel in the checkpoint."""
+    from deepfake_kedro.models import build_extractor
+
+    params = TrainingConfig(epochs=1, batch_size=16, device="cpu")
+    resnet = {"kind": "resnet", "arch": "resnet18", "image_size": 32}
+    spectral = {"kind": "spectral", "image_size": 64}
+    tables = {"spectral": branch_table(split_manifest, 12, 4.0, 3)}
+
+    frozen_tables = {**tables, "resnet": branch_table(split_manifest, 40, 0.0, 1)}
+    frozen = run_trainable(split_manifest, tiny_demo_dir, tmp_path / "frozen", params,
+                           {"resnet": {**resnet, "train_mode": "frozen"}, "spectral": spectral},
+                           frozen_tables)["fusion_checkpoint"]  # fmt: skip
+    assert frozen["best_branch_state"] == {}
+    assert frozen["backbones"]["resnet"]["weights"] == "none:seed=0"
+
+    tuned = run_trainable(split_manifest, tiny_demo_dir, tmp_path / "tuned", params,
+                          {"resnet": {**resnet, "train_mode": "finetune"}, "spectral": spectral},
+                          tables)["fusion_checkpoint"]  # fmt: skip
+    initial = build_extractor({**resnet, "train_mode": "finetune"}).trained_state()
+    weights = tuned["best_branch_state"]["resnet"]
+    assert not torch.equal(weights["net.conv1.weight"], initial["net.conv1.weight"])
+    assert tuned["backbones"]["resnet"]["weights"].startswith("trained:")
+    assert tuned["backbones"]["resnet"]["initial_weights"] == "none:seed=0"
