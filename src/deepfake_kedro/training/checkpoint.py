@@ -21,7 +21,7 @@ trainable branches (no ``branch_state`` / ``best_branch_state``); 3 is this one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from deepfake_kedro.values import utc_now
 
@@ -37,7 +37,9 @@ class TrainingState(TypedDict):
     ``model_state`` / ``best_state`` are the fusion head's weights (last / best epoch);
     ``branch_state`` / ``best_branch_state`` those of each trainable branch, keyed by branch
     (empty when every branch is frozen). ``scaler_state`` is the CUDA mixed-precision loss
-    scaler's (None without one).
+    scaler's (None without one). ``inputs_digest``, when present, is the digest of what the
+    training read (:mod:`deepfake_kedro.training.reuse`): a later run with the same digest
+    takes this training's result instead of training again.
     """
 
     format_version: int
@@ -58,6 +60,7 @@ class TrainingState(TypedDict):
     history: list[dict[str, float]]
     rng_state: dict[str, Any]
     device: str
+    inputs_digest: NotRequired[str]
 
 
 class Checkpoint(TrainingState):

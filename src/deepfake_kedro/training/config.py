@@ -59,6 +59,9 @@ class TrainingConfig(BaseModel):
         seed: Seed of weight init, dropout and shuffling.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         resume: Continue from the last checkpoint when one matches this config.
+        reuse: When the saved training state is a finished training of exactly this run's
+            inputs (features, labels, images, parameters: see
+            :mod:`deepfake_kedro.training.reuse`), take its result instead of training again.
         trainable: Settings of the branches that learn from pixels (if any is fused).
     """
 
@@ -78,6 +81,7 @@ class TrainingConfig(BaseModel):
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     resume: bool = False
+    reuse: bool = True
     trainable: TrainableConfig = Field(default_factory=TrainableConfig)
 
     @field_validator("branches")

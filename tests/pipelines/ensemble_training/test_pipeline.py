@@ -198,3 +198,65 @@ def test_finetune_trains_a_backbone_and_frozen_leaves_it(split_manifest, tiny_de
     assert not torch.equal(weights["net.conv1.weight"], initial["net.conv1.weight"])
     assert tuned["backbones"]["resnet"]["weights"].startswith("trained:")
     assert tuned["backbones"]["resnet"]["initial_weights"] == "none:seed=0"
+
+
+def test_an_unchanged_rerun_reuses_the_finished_training_and_a_changed_one_trains(
+    split_manifest, tmp_path, monkeypatch, caplog
+):
+    from deepfake_kedro.training import loop
+
+    epochs_run: list[int] = []
+    real_epoch = loop.train_one_epoch
+
+    def counted(*args, **kwargs):
+        epochs_run.append(1)
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_one_epoch", counted)
+    params = TrainingConfig(epochs=4, patience=50, batch_size=16, device="cpu")
+    first = run(split_manifest, tmp_path, params)
+    assert len(epochs_run) == 4
+
+    with caplog.at_level("INFO", logger="deepfake_kedro"):
+        again = run(split_manifest, tmp_path, params)
+    assert len(epochs_run) == 4  # nothing retrained
+    assert "reusing its result, nothing is retrained" in caplog.text
+    for key in ("best_state", "history", "best_metric", "best_epoch"):
+        assert str(again["fusion_checkpoint"][key]) == str(first["fusion_checkpoint"][key]), key
+    assert again["training_metrics"] == first["training_metrics"]
+
+    # reuse: false trains anyway; another parameter or other features train too.
+    run(split_manifest, tmp_path, params.model_copy(update={"reuse": False}))
+    assert len(epochs_run) == 8
+    run(split_manifest, tmp_path, params.model_copy(update={"learning_rate": 2e-3}))
+    assert len(epochs_run) == 12
+    changed = split_manifest.copy()
+    changed.loc[changed.index[0], "label"] = (
+        "real" if changed.loc[changed.index[0], "label"] == "fake" else "fake"
+    )
+    run(changed, tmp_path, params.model_copy(update={"learning_rate": 2e-3}))
+    assert len(epochs_run) == 16
+
+
+def test_an_interrupted_training_is_not_reused(split_manifest, tmp_path, monkeypatch):
+    """A state saved mid-training (the run crashed) has the same digest but is not finished:
+    the next run trains from the start (resume: true would continue it)."""
+    from deepfake_kedro.training import loop
+
+    params = TrainingConfig(epochs=3, patience=50, batch_size=16, device="cpu")
+    calls = {"n": 0}
+    real_epoch = loop.train_one_epoch
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("the machine went away")
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_one_epoch", interrupted)
+    with pytest.raises(RuntimeError, match="the machine went away"):
+        run(split_manifest, tmp_path, params)
+    calls["n"] = 10  # no more interruptions
+    out = run(split_manifest, tmp_path, params)
+    assert [m["step"] for m in out["training_metrics"]["val_auc"]] == [1, 2, 3]
+    assert calls["n"] == 13  # three epochs trained anew

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from deepfake_kedro.cache_use import cache_use
 from deepfake_kedro.datasets.torch_checkpoint import CheckpointStore
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.models import BackboneConfig, build_extractor
@@ -24,6 +25,7 @@ from deepfake_kedro.training.inputs import (
     synthetic_arrays,
     training_images,
 )
+from deepfake_kedro.training.reuse import INPUTS_DIGEST, inputs_digest, reusable
 from deepfake_kedro.training.synthetic import SyntheticFakes, SyntheticFakesConfig, face_boxes
 from deepfake_kedro.training.trainable import TrainableInputs
 
@@ -89,9 +91,42 @@ def train_ensemble(
             configs, split_manifest, training_images(split_manifest, tables, frozen),
             raw_images, augmentation, synthetic_fakes, params.branches,
         )  # fmt: skip
-    resume_from = training_state.load() if params.resume else None
-    if params.resume and resume_from is None:
-        logger.warning("ensemble_training.resume is set but no saved state exists: starting anew")
+    digest = inputs_digest(
+        {
+            **{f"train.{b}": x for b, x in train_x.items()},
+            **{f"val.{b}": x for b, x in val_x.items()},
+            "y_train": y_train,
+            "y_val": y_val,
+        },
+        params.model_dump(mode="json"),
+        {
+            "frozen": {b: branch_identity(tables[b]) for b in frozen},
+            "trainable": {b: c.model_dump(mode="json") for b, c in configs.items()},
+            "pixels": _pixel_settings(split_manifest, augmentation, synthetic_fakes)
+            if configs
+            else None,
+        },
+    )
+    saved = training_state.load() if params.resume or params.reuse else None
+    resume_from = saved if params.resume else None
+    if params.reuse and reusable(saved, digest):
+        logger.info(
+            "ensemble_training: the inputs are unchanged since the training saved in "
+            "training_state (digest %s): reusing its result, nothing is retrained "
+            "(ensemble_training.reuse=false trains anyway)",
+            digest[:12],
+            extra=cache_use(1, 0, "models"),
+        )
+        resume_from = saved
+    else:
+        if params.resume and saved is None:
+            logger.warning(
+                "ensemble_training.resume is set but no saved state exists: starting anew"
+            )
+        logger.info(
+            "ensemble_training: no finished training of these inputs is saved: training",
+            extra=cache_use(0, 1, "models"),
+        )
 
     result = train_fusion(
         train_x,
@@ -101,7 +136,7 @@ def train_ensemble(
         params,
         trainable=trainable,
         resume_from=resume_from,
-        on_epoch_end=training_state.save,
+        on_epoch_end=lambda state: training_state.save({**state, INPUTS_DIGEST: digest}),
     )
     identities = {
         name: result.branch_identities[name] if name in configs else branch_identity(tables[name])
@@ -142,6 +177,20 @@ def _trainable_configs(backbones: dict[str, Any]) -> dict[str, BackboneConfig]:
         configs[name] = config
     return configs
 
+
+def _pixel_settings(
+    manifest: pd.DataFrame,
+    augmentation: AugmentationConfig | None,
+    synthetic_fakes: SyntheticFakesConfig | None,
+) -> dict[str, Any]:
+    """What trainable branches read besides the features: which images, labels and splits,
+    and how they are augmented and blended (for the training-reuse digest)."""
+    columns = [c for c in ("content_hash", "split", "label", "face_box") if c in manifest.columns]
+    return {
+        "rows": manifest[columns].astype(str).to_numpy().tolist(),
+        "augmentation": augmentation.model_dump(mode="json") if augmentation else None,
+        "synthetic_fakes": synthetic_fakes.model_dump(mode="json") if synthetic_fakes else None,
+    }
 
 def _trainable_inputs(
     configs: dict[str, BackboneConfig],
