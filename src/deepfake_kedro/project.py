@@ -5,6 +5,9 @@ project commands and the API, through public Kedro APIs only:
 
 - :func:`find_project` -- the project root: ``DEEPFAKE_KEDRO_PROJECT_PATH`` when set, else
   the nearest Kedro project above ``start`` (default: the current folder).
+- :func:`deployed_project` -- the project of a process started outside it (an Airflow task):
+  ``DEEPFAKE_KEDRO_PROJECT_PATH``, else the project the package is installed from; never the
+  working directory.
 - :func:`config_loader` / :func:`parameters` -- the project's own config loader (its
   settings: custom resolvers, soft-merged parameters) for an environment and runtime
   parameters, without a session (no hooks, no MLflow set-up); extra config patterns (the
@@ -69,6 +72,38 @@ def find_project(start: Path | str | None = None) -> Path:
     return Path(found).resolve()
 
 
+def installed_project() -> Path | None:
+    """The project the package is installed from (an editable install of ``src/``), if any.
+
+    A package installed from a wheel lives in ``site-packages``, with no project around it.
+    """
+    import deepfake_kedro
+
+    root = Path(deepfake_kedro.__file__).resolve().parents[2]
+    found = find_kedro_project(root)
+    return Path(found).resolve() if found is not None and Path(found) == root else None
+
+
+def deployed_project() -> Path:
+    """The project of a process started outside it (an Airflow task on a worker):
+    ``$DEEPFAKE_KEDRO_PROJECT_PATH``, else :func:`installed_project`; never the working
+    directory, which a scheduler chooses.
+
+    Raises:
+        ProjectNotFoundError: naming the variable to set.
+    """
+    if os.environ.get(PROJECT_PATH_ENV):
+        return find_project()
+    installed = installed_project()
+    if installed is None:
+        raise ProjectNotFoundError(
+            f"{PROJECT_PATH_ENV} is not set and the deepfake_kedro package is not installed "
+            "from a project folder (pip install -e <project>): set it to the project root on "
+            "every worker"
+        )
+    return installed
+
+
 _current_project: Path | None = None
 """The project this process works on: set by :func:`session`, :func:`config_loader` and
 :class:`ProjectHooks` (from the running session's context)."""
@@ -97,6 +132,7 @@ def config_loader(
     *,
     config_patterns: Mapping[str, list[str]] | None = None,
     merge_strategy: Mapping[str, str] | None = None,
+    conf_source: str | None = None,
 ) -> Any:
     """The project's config loader (the class and arguments of its ``settings.py``).
 
@@ -108,6 +144,7 @@ def config_loader(
             to the settings' patterns.
         merge_strategy: Merge strategy of extra keys (e.g. ``{"api": "soft"}``), added to
             the settings' strategies.
+        conf_source: Another configuration folder or archive than the project's ``conf/``.
     """
     from deepfake_kedro import settings
 
@@ -118,7 +155,7 @@ def config_loader(
     if merge_strategy:
         args["merge_strategy"] = {**args.get("merge_strategy", {}), **merge_strategy}
     return settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project / "conf"),
+        conf_source=str(conf_source or project / "conf"),
         env=env,
         runtime_params=dict(runtime_params or {}),
         **args,
@@ -170,15 +207,23 @@ def session(
     project: Path | None = None,
     env: str | None = None,
     runtime_params: Mapping[str, Any] | None = None,
+    *,
+    conf_source: str | None = None,
 ) -> Iterator[Any]:
-    """A ``KedroSession`` of the project (bootstrapped first), closed on exit."""
+    """A ``KedroSession`` of the project (bootstrapped first), closed on exit.
+
+    ``conf_source``: another configuration folder or archive than the project's ``conf/``.
+    """
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     project = _use_project(project or find_project())
     bootstrap_project(project)
     with KedroSession.create(
-        project_path=project, env=env, runtime_params=dict(runtime_params or {})
+        project_path=project,
+        env=env,
+        runtime_params=dict(runtime_params or {}),
+        conf_source=conf_source or None,
     ) as kedro_session:
         yield kedro_session
 

@@ -1,4 +1,4 @@
-"""kedro retrain end to end on tiny data with a real SQLite MLflow store, and the Airflow DAG.
+"""kedro retrain end to end on tiny data with a real SQLite MLflow store.
 
 The tests share one copy of the project and run in order: (a)+(d) two concurrent retrains
 without a champion (one trains through its own sessions under the project lock; the other, and
@@ -13,14 +13,12 @@ import shutil
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from kedro_project import (
     OPEN_GATE,
-    ROOT,
     demo_images,
     env,
     kedro,
@@ -55,7 +53,6 @@ def _decision(project: Path) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, _migrated_db) -> Path:
     path = make_project(tmp_path_factory.mktemp("retrain_project"), PARAMETERS, data_layers=False)
-    shutil.copytree(ROOT / "airflow", path / "airflow", ignore=shutil.ignore_patterns("dags"))
     demo_images(path / "data/01_raw")
     # An existing store: the concurrent commands below would otherwise race to create the
     # SQLite schema (MLflow's migrations are not safe against a second creator).
@@ -190,119 +187,6 @@ def test_c_new_data_that_breaks_the_champion_triggers_on_degradation(project):
     assert decision["checks"]["freshness"]["details"]["n_new_images"] == 20
     assert not decision["checks"]["freshness"]["triggered"]  # the champion is minutes old
     assert len(_runs(project, "__default__")) == 1  # dry run: no training
-
-
-def _parse_dag(path: Path) -> dict:
-    """Execute a generated DAG file against a minimal stand-in for ``airflow.sdk`` (Airflow
-    itself is too heavy to install here) and return its settings, tasks and edges."""
-    edges: set[tuple[str, str]] = set()
-    dags: dict = {}
-
-    class Task:
-        def __init__(self, task_id: str) -> None:
-            self.task_id = task_id
-            dags["tasks"].append(task_id)
-
-        def __rshift__(self, other: Task) -> Task:
-            edges.add((self.task_id, other.task_id))
-            return other
-
-    def task(task_id: str):
-        def wrap(func):
-            def call(*args):
-                made = Task(task_id)
-                for arg in args:
-                    if isinstance(arg, Task):  # a TaskFlow argument is an upstream task
-                        edges.add((arg.task_id, task_id))
-                return made
-
-            return call
-
-        return wrap
-
-    task.short_circuit = task
-
-    def dag(**settings):
-        def wrap(func):
-            def call():
-                dags.update(settings, tasks=[])
-                func()
-
-            return call
-
-        return wrap
-
-    sdk = types.ModuleType("airflow.sdk")
-    sdk.dag, sdk.task = dag, task
-    trigger = types.ModuleType("airflow.providers.standard.operators.trigger_dagrun")
-    trigger.TriggerDagRunOperator = lambda task_id, **kwargs: Task(task_id)
-    modules = {
-        "airflow": types.ModuleType("airflow"),
-        "airflow.sdk": sdk,
-        "airflow.providers.standard.operators.trigger_dagrun": trigger,
-    }
-    saved = {name: sys.modules.get(name) for name in modules}
-    sys.modules.update(modules)
-    try:
-        exec(compile(path.read_text(), str(path), "exec"), {"__name__": "dag_under_test"})
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-    return {**dags, "edges": edges}
-
-
-def test_airflow_dags_share_one_mlflow_run_and_never_overlap(project):
-    from deepfake_kedro.pipelines.retraining import create_pipeline
-
-    result = kedro(
-        project,
-        "airflow",
-        "create",
-        "--pipelines",
-        "retraining,__default__",
-        "--group-by",
-        "memory",
-        "--jinja-file",
-        "airflow/dag_template.j2",
-        "--target-dir",
-        "airflow/dags",
-        check=False,
-        environ=_env(),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    retraining = _parse_dag(project / "airflow/dags/deepfake_kedro_retraining_dag.py")
-    training = _parse_dag(project / "airflow/dags/deepfake_kedro_dag.py")
-
-    assert retraining["max_active_runs"] == 1 and training["max_active_runs"] == 1
-    assert retraining["schedule"] == "0 3 * * *" and training["schedule"] is None
-    pipeline = create_pipeline()
-    node_tasks = {n.name.replace("_", "-") for n in pipeline.nodes}
-    assert set(retraining["tasks"]) == node_tasks | {
-        "start_mlflow_run",
-        "should_retrain",
-        "trigger_training",
-    }
-    expected = {
-        (parent.name.replace("_", "-"), child.name.replace("_", "-"))
-        for child in pipeline.nodes
-        for parent in pipeline.nodes
-        if set(parent.outputs) & set(child.inputs)
-    }
-    assert expected <= retraining["edges"]
-    # Every Kedro task waits for the shared MLflow run; the trigger waits for the decision.
-    assert {("start_mlflow_run", t) for t in node_tasks} <= retraining["edges"]
-    assert {
-        ("decide-retraining-node", "should_retrain"),
-        ("should_retrain", "trigger_training"),
-    } <= retraining["edges"]
-    assert (
-        "ingestion" in " ".join(training["tasks"]) or "validate-raw-data-node" in training["tasks"]
-    )
-    source = (project / "airflow/dags/deepfake_kedro_retraining_dag.py").read_text()
-    assert 'os.environ["MLFLOW_RUN_ID"] = mlflow_run_id' in source
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import, so any module can use them.
 
 Run tags (the training run): ``git_commit``, ``dataset_fingerprint``, ``dataset_n_images``,
 ``dataset_newest_captured_at``, ``backbones``, ``weights``; after registration
-``registered_version``; after re-validating a registered version ``validated_model_uri``.
+``registered_version``; after re-validating a registered version ``validated_model_uri``. The
+MLflow run of an Airflow DAG run: ``airflow_dag_id``, ``airflow_run_id``.
 
 Version tags (a registered version): the same lineage names (a version's
 ``dataset_newest_captured_at`` is its training run's; versions registered before the names
@@ -79,6 +80,11 @@ TAG_LAST_VALIDATION_SUMMARY = "last_validation_summary"
 
 RUN_TAG_REGISTERED_VERSION = "registered_version"
 RUN_TAG_VALIDATED_MODEL_URI = "validated_model_uri"
+
+# --- run tags of an Airflow DAG run's MLflow run (deepfake_kedro/airflow_tasks.py) ----------
+
+RUN_TAG_AIRFLOW_DAG_ID = "airflow_dag_id"
+RUN_TAG_AIRFLOW_RUN_ID = "airflow_run_id"
 
 # --- run artifacts --------------------------------------------------------------------------
 

@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepfake_kedro.features import ExtractionConfig, FeatureCacheRoot, update_cache
+from deepfake_kedro.features import (
+    ExtractionConfig,
+    FeatureCacheRoot,
+    gather_reports,
+    shard_key,
+    update_cache,
+)
 from deepfake_kedro.io import ImageStore
 from deepfake_kedro.models import BackboneConfig, build_extractor
 from deepfake_kedro.training.augmentation import (
@@ -136,3 +142,34 @@ def collect_features(
         if len(fakes)
         else np.zeros((0, dim), np.float32),
     }
+
+
+def gather_features(
+    split_manifest: pd.DataFrame,
+    feature_cache: FeatureCacheRoot,
+    extraction_shards: dict[str, dict[str, Any]],
+    runtime: ExtractionConfig,
+    *,
+    branch: str,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Once every extraction shard ran: the branch's one report, then the manifest's features.
+
+    Args:
+        split_manifest: Manifest with ``content_hash``.
+        feature_cache: Root of this branch's cache.
+        extraction_shards: The shards' reports by shard name (``shard-<i>-of-<n>``), or one
+            shard's report.
+        runtime: The extraction settings; ``num_shards`` says which reports make this run.
+        branch: The branch's name (its key under ``feature_extraction.backbones``).
+
+    Returns:
+        The model-input features (:func:`collect_features`) and the gathered report (the
+        shards' counts added up, each shard's under ``shards``).
+    """
+    if "shard_index" in extraction_shards:  # one report (a catalog without the shard store)
+        extraction_shards = {
+            shard_key(extraction_shards["shard_index"], extraction_shards["num_shards"]):
+            extraction_shards
+        }  # fmt: skip
+    report = gather_reports(extraction_shards, runtime.num_shards, branch=branch)
+    return collect_features(split_manifest, feature_cache, report), report

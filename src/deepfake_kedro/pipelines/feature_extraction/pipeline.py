@@ -20,8 +20,12 @@ from typing import get_type_hints
 
 from kedro.pipeline import Node, Pipeline
 
-from deepfake_kedro.pipelines.feature_extraction.nodes import collect_features, extract_features
+from deepfake_kedro.pipelines.feature_extraction.nodes import extract_features, gather_features
 from deepfake_kedro.project import branches as configured_branches
+
+#: Tag of the node that fans out over ``feature_extraction.runtime.num_shards``
+#: (``shard_index`` 0..n-1, each its own run or Airflow mapped task).
+SHARDED_TAG = "sharded"
 
 
 def branch_datasets(
@@ -94,7 +98,9 @@ def bind_branch(func: Callable, branch: str) -> Callable:
 
 
 def create_branch_pipeline(branch: str) -> Pipeline:
-    """Extract (incrementally, into the branch's cache) then collect the manifest's features."""
+    """Extract (incrementally, into the branch's cache; one shard of
+    ``feature_extraction.runtime.num_shards`` per run), then gather the shards' reports
+    and collect the manifest's features."""
     return Pipeline(
         [
             Node(
@@ -108,13 +114,19 @@ def create_branch_pipeline(branch: str) -> Pipeline:
                     "params:feature_extraction.augmentation",
                     "params:feature_extraction.synthetic_fakes",
                 ],
-                outputs="extraction_report",
+                outputs="extraction_shards",
                 name="extract_features_node",
+                tags=[SHARDED_TAG],
             ),
             Node(
-                collect_features,
-                inputs=["split_manifest", "feature_cache", "extraction_report"],
-                outputs="model_input_features",
+                bind_branch(gather_features, branch),
+                inputs=[
+                    "split_manifest",
+                    "feature_cache",
+                    "extraction_shards",
+                    "params:feature_extraction.runtime",
+                ],
+                outputs=["model_input_features", "extraction_report"],
                 name="collect_features_node",
             ),
         ]
