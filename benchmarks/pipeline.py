@@ -84,20 +84,26 @@ def _kedro(project: Path, *args: str) -> tuple[float, str]:
 
 
 def node_seconds(log: str) -> dict[str, float]:
-    """Seconds per node name from a ``kedro run`` log (``Running node`` to ``Completed node``);
-    nodes of the same name in different namespaces (one per branch) are summed."""
-    started: dict[str, datetime] = {}
+    """Seconds per node from a ``kedro run`` log (``Running node`` to ``Completed node``).
+
+    Kedro logs a node's start under its short name and its end under its full, namespaced
+    name (``clip.extract_features_node``); the sequential runner runs one node at a time, so
+    each ``Completed node`` closes the last ``Running node`` before it. Nodes of one name
+    (several runs of it) are summed.
+    """
     seconds: dict[str, float] = {}
+    started: datetime | None = None
     for line in log.splitlines():
         match = _LINE.match(line)
         if not match:
             continue
         stamp = datetime.strptime(match["ts"], "%Y-%m-%d %H:%M:%S,%f")
         if match["start"]:
-            started[match["start"].strip()] = stamp
-        elif match["end"] in started:
-            elapsed = (stamp - started.pop(match["end"])).total_seconds()
-            seconds[match["end"]] = seconds.get(match["end"], 0.0) + elapsed
+            started = stamp
+        elif started is not None:
+            name = match["end"]
+            seconds[name] = seconds.get(name, 0.0) + (stamp - started).total_seconds()
+            started = None
     return seconds
 
 
