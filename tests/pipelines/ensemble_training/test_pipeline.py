@@ -33,8 +33,9 @@ def branch_table(manifest, dim: int, signal: float, seed: int) -> dict:
     }
 
 
-def run(manifest, tmp_path, params: TrainingConfig) -> dict:
-    pipeline = create_pipeline()
+def run_pipeline(pipeline, manifest, tmp_path, params: TrainingConfig, datasets: dict) -> dict:
+    """Run ``pipeline`` on the manifest, a training state under ``tmp_path``, ``params`` and
+    ``datasets``; return every output."""
     outputs = {name: MemoryDataset(copy_mode="assign") for name in pipeline.all_outputs()}
     catalog = DataCatalog(
         {
@@ -42,14 +43,20 @@ def run(manifest, tmp_path, params: TrainingConfig) -> dict:
             "dataset_fingerprint": MemoryDataset({"fingerprint": "f" * 64}),
             "training_state": CheckpointStoreDataset(filepath=str(tmp_path / "state.pt")),
             "params:ensemble_training": MemoryDataset(params),
-            "resnet.model_input_features": MemoryDataset(branch_table(manifest, 40, 0.0, 1)),
-            "clip.model_input_features": MemoryDataset(branch_table(manifest, 8, 1.0, 2)),
-            "spectral.model_input_features": MemoryDataset(branch_table(manifest, 12, 4.0, 3)),
         }
+        | datasets
         | outputs
     )
     SequentialRunner().run(pipeline, catalog)
     return {name: catalog.load(name) for name in pipeline.all_outputs()}
+
+
+def run(manifest, tmp_path, params: TrainingConfig) -> dict:
+    return run_pipeline(create_pipeline(), manifest, tmp_path, params, {
+        "resnet.model_input_features": MemoryDataset(branch_table(manifest, 40, 0.0, 1)),
+        "clip.model_input_features": MemoryDataset(branch_table(manifest, 8, 1.0, 2)),
+        "spectral.model_input_features": MemoryDataset(branch_table(manifest, 12, 4.0, 3)),
+    })  # fmt: skip
 
 
 def test_training_node_outputs_checkpoint_metrics_curves_and_tags(split_manifest, tmp_path):
@@ -108,25 +115,15 @@ def run_trainable(manifest, images_root, tmp_path, params: TrainingConfig, backb
 
     trainable = [b for b, config in backbones.items() if is_trainable(config)]
     pipeline = create_pipeline(branches=list(tables), trainable=trainable)
-    outputs = {name: MemoryDataset(copy_mode="assign") for name in pipeline.all_outputs()}
-    catalog = DataCatalog(
-        {
-            "split_manifest": MemoryDataset(manifest),
-            "dataset_fingerprint": MemoryDataset({"fingerprint": "f" * 64}),
-            "training_state": CheckpointStoreDataset(filepath=str(tmp_path / "state.pt")),
-            "params:ensemble_training": MemoryDataset(params),
-            "raw_images": MemoryDataset(ImageStore(str(images_root)), copy_mode="assign"),
-            "params:feature_extraction.augmentation": MemoryDataset(AugmentationConfig(views=0)),
-            "params:feature_extraction.backbones": MemoryDataset(backbones),
-            "params:feature_extraction.synthetic_fakes": MemoryDataset(
-                synthetic_fakes or SyntheticFakesConfig()
-            ),
-        }
-        | {f"{b}.model_input_features": MemoryDataset(t) for b, t in tables.items()}
-        | outputs
-    )
-    SequentialRunner().run(pipeline, catalog)
-    return {name: catalog.load(name) for name in pipeline.all_outputs()}
+    return run_pipeline(pipeline, manifest, tmp_path, params, {
+        "raw_images": MemoryDataset(ImageStore(str(images_root)), copy_mode="assign"),
+        "params:feature_extraction.augmentation": MemoryDataset(AugmentationConfig(views=0)),
+        "params:feature_extraction.backbones": MemoryDataset(backbones),
+        "params:feature_extraction.synthetic_fakes": MemoryDataset(
+            synthetic_fakes or SyntheticFakesConfig()
+        ),
+        **{f"{b}.model_input_features": MemoryDataset(t) for b, t in tables.items()},
+    })  # fmt: skip
 
 
 def test_the_node_reads_pixels_only_when_a_branch_is_trainable():
