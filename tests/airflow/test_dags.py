@@ -29,7 +29,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from airflow_dags import AirflowHome
-from kedro_project import OPEN_GATE, ROOT, demo_images, env, make_project, tiny_parameters
+from kedro_project import (
+    OPEN_GATE,
+    ROOT,
+    demo_images,
+    make_project,
+    store_env,
+    tiny_parameters,
+)
 from mlflow import MlflowClient
 from slugify import slugify
 
@@ -53,9 +60,7 @@ pytestmark = pytest.mark.slow
 
 
 def _environ() -> dict[str, str]:
-    environ = env()
-    environ.pop("MLFLOW_TRACKING_URI", None)
-    return environ
+    return store_env()
 
 
 def _copy(path: Path, _migrated_db: Path, parameters: str) -> Path:

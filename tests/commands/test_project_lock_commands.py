@@ -19,7 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kedro_project import OPEN_GATE, demo_images, env, kedro, make_project, tiny_parameters
+from kedro_project import (
+    OPEN_GATE,
+    demo_images,
+    kedro,
+    make_project,
+    store_env,
+    tiny_parameters,
+)
 from mlflow import MlflowClient
 
 from deepfake_kedro.project_lock import LOCK_FILE, ProjectLock
@@ -38,8 +45,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def _env() -> dict[str, str]:
-    environ = env()
-    environ.pop("MLFLOW_TRACKING_URI", None)
+    environ = store_env()
     environ.pop("DEEPFAKE_KEDRO_LOCK_HOLDER", None)
     return environ
 

@@ -20,9 +20,9 @@ import pytest
 from kedro_project import (
     OPEN_GATE,
     demo_images,
-    env,
     kedro,
     make_project,
+    store_env,
     tiny_parameters,
 )
 from mlflow import MlflowClient
@@ -37,9 +37,7 @@ pytestmark = pytest.mark.slow
 
 
 def _env() -> dict[str, str]:
-    environ = env()
-    environ.pop("MLFLOW_TRACKING_URI", None)
-    return environ
+    return store_env()
 
 
 def _client(project: Path) -> MlflowClient:

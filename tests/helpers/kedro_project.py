@@ -116,6 +116,14 @@ def env(**extra: str) -> dict[str, str]:
     return environ
 
 
+def store_env(**extra: str) -> dict[str, str]:
+    """`env()` without MLFLOW_TRACKING_URI: kedro-mlflow then uses the tracking URI of the
+    copy's conf/base/mlflow.yml (its own SQLite store), as a user's process would."""
+    environ = env(**extra)
+    environ.pop("MLFLOW_TRACKING_URI", None)
+    return environ
+
+
 def kedro(project: Path, *args: str, check: bool = True,
           environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m kedro <args>`` in ``project``; raise with its output if it fails.

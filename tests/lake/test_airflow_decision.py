@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from airflow_dags import AirflowHome
-from kedro_project import ROOT, env, make_project, tiny_parameters
+from kedro_project import ROOT, make_project, store_env, tiny_parameters
 
 PREFIX = "team/airflow"
 DAG = "deepfake-kedro-s3-retraining"
@@ -41,10 +41,9 @@ def project(tmp_path_factory, _migrated_db) -> Path:
 
 @pytest.fixture(scope="module")
 def airflow(project, lake_server, lake_bucket, tmp_path_factory) -> AirflowHome:
-    environ = env(
+    environ = store_env(
         **lake_server.env(), DEEPFAKE_LAKE_BUCKET=lake_bucket, DEEPFAKE_LAKE_PREFIX=PREFIX
     )
-    environ.pop("MLFLOW_TRACKING_URI", None)
     return AirflowHome.create(
         project,
         tmp_path_factory.mktemp("airflow_home_s3"),
