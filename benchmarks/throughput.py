@@ -5,7 +5,9 @@ emulated).
 
 Naive baseline (what a first script would do): one process, batches of 32, PIL open ->
 ``extractor.preprocess`` -> ``torch.stack`` -> ``extractor(batch)`` in fp32, default memory
-format, ``torch.inference_mode()``, no autocast, no DataLoader workers.
+format, ``torch.inference_mode()``, no autocast, no DataLoader workers, the network as
+torchvision and open_clip build it (the pipeline's frozen ResNet has its BatchNorms folded
+into the convolutions).
 
 Pipeline path: ``iter_features`` with ``feature_extraction.runtime`` from conf/base (precision
 auto, channels_last, DataLoader workers), once eager (the default, ``compile: false``) and once
@@ -52,6 +54,7 @@ WARMUP_BATCHES = 2
 """Batches left out of the steady-state rate (the first one carries torch.compile)."""
 MATMUL_N = 2048
 MATMUL_WARMUP, MATMUL_REPS = 3, 10
+MATMUL_PROBE_N, MATMUL_MAX_S = 256, 0.5
 NETWORKS = ("resnet", "clip")
 
 
@@ -169,15 +172,33 @@ def _flops_per_image(config: BackboneConfig) -> float:
     return counter.get_total_flops() / 2
 
 
-def _matmul_gflops(dtype: torch.dtype, device: torch.device) -> float:
-    """Throughput of an N x N matmul (best of ``MATMUL_REPS`` after warm-up), in GFLOP/s."""
-    a = torch.randn(MATMUL_N, MATMUL_N).to(device, dtype)
-    b = torch.randn(MATMUL_N, MATMUL_N).to(device, dtype)
+def _matmul_gflops(dtype: torch.dtype, device: torch.device) -> tuple[float, int]:
+    """Throughput of an N x N matmul (best of ``MATMUL_REPS`` after warm-up), in GFLOP/s, and N.
+
+    N is ``MATMUL_N`` unless one such matmul would take over ``MATMUL_MAX_S`` (a dtype the
+    hardware emulates: bf16 on a CPU without AVX512-BF16 or AMX runs at well under 1 GFLOP/s,
+    where 13 matmuls of 2048 would take minutes); then the largest power of two that fits,
+    from a 256 x 256 probe.
+    """
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    def matrices(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(n, n).to(device, dtype), torch.randn(n, n).to(device, dtype)
+
+    n = MATMUL_N
+    a, b = matrices(MATMUL_PROBE_N)
+    torch.matmul(a, b)
+    sync()
+    start = time.perf_counter()
+    torch.matmul(a, b)
+    sync()
+    probe_s = time.perf_counter() - start
+    while n > MATMUL_PROBE_N and probe_s * (n / MATMUL_PROBE_N) ** 3 > MATMUL_MAX_S:
+        n //= 2
+    a, b = matrices(n)
     for _ in range(MATMUL_WARMUP):
         torch.matmul(a, b)
     sync()
@@ -187,7 +208,7 @@ def _matmul_gflops(dtype: torch.dtype, device: torch.device) -> float:
         torch.matmul(a, b)
         sync()
         best = min(best, time.perf_counter() - start)
-    return 2 * MATMUL_N**3 / best / 1e9
+    return 2 * n**3 / best / 1e9, n
 
 
 def run(quick: bool) -> Result:
@@ -201,8 +222,8 @@ def run(quick: bool) -> Result:
     dtype = resolve_precision(runtime.precision, device)
     notes: list[str] = []
 
-    ceiling_bf16 = _matmul_gflops(torch.bfloat16, device)
-    ceiling_fp32 = _matmul_gflops(torch.float32, device)
+    ceiling_bf16, n_bf16 = _matmul_gflops(torch.bfloat16, device)
+    ceiling_fp32, n_fp32 = _matmul_gflops(torch.float32, device)
     ceiling = max(ceiling_bf16, ceiling_fp32)
     ceiling_name = "bf16" if ceiling_bf16 >= ceiling_fp32 else "fp32"
 
@@ -212,7 +233,10 @@ def run(quick: bool) -> Result:
     timings: dict[str, dict[str, Timing]] = {b: {} for b in NETWORKS}
     compile_fell_back: dict[str, bool] = {}
     for branch, config in configs.items():
-        timings[branch]["naive"] = _naive(build_extractor(config), paths, device)
+        # The naive loop runs the network as torchvision builds it: a frozen ResNet folds its
+        # BatchNorms into the convolutions, a finetune one keeps them (same weights).
+        naive = build_extractor(config.model_copy(update={"train_mode": "finetune"}))
+        timings[branch]["naive"] = _naive(naive, paths, device)
         timings[branch]["eager"] = _pipeline(build_extractor(config), rows, compile_model=False)
         with captured_warnings("deepfake_kedro.features") as warnings:
             timings[branch]["compiled"] = _pipeline(
@@ -324,12 +348,12 @@ def run(quick: bool) -> Result:
                 for b in NETWORKS
             ],
             [
-                f"bf16 matmul {MATMUL_N}x{MATMUL_N}"
+                f"bf16 matmul {n_bf16}x{n_bf16}"
                 + (" (ceiling)" if ceiling_name == "bf16" else ""),
-                f"{ceiling_bf16:.0f} GFLOP/s",
+                f"{ceiling_bf16:.1f} GFLOP/s",
             ],
             [
-                f"fp32 matmul {MATMUL_N}x{MATMUL_N}"
+                f"fp32 matmul {n_fp32}x{n_fp32}"
                 + (" (ceiling)" if ceiling_name == "fp32" else ""),
                 f"{ceiling_fp32:.0f} GFLOP/s",
             ],

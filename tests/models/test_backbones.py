@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision
 from backbone_helpers import batch, scene
 from PIL import Image
 
@@ -21,6 +22,7 @@ from deepfake_kedro.models import (
     preprocess_image,
 )
 from deepfake_kedro.models.spectral import FEATURE_DIM as SPECTRAL_DIM
+from deepfake_kedro.models.weights import file_sha256
 
 RESNET18 = {"kind": "resnet", "arch": "resnet18", "image_size": 64}
 
@@ -146,8 +148,14 @@ def test_identity_changes_exactly_with_what_changes_features(tiny_clip: str) -> 
 
 def test_resnet_weights_from_local_file(tmp_path: Path, images: torch.Tensor) -> None:
     source = build_extractor({**RESNET18, "seed": 7})
+    # The same weights as a user's torchvision model has them (the extractor folds its
+    # BatchNorms into the convolutions after loading).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        plain = torchvision.models.get_model("resnet18", weights=None).state_dict()
+    plain = {k: v for k, v in plain.items() if not k.startswith("fc.")}
     # A training checkpoint as DataParallel saves it: nested and "module."-prefixed.
-    state = {f"module.{k}": v for k, v in source.net.state_dict().items()}
+    state = {f"module.{k}": v for k, v in plain.items()}
     state.update({"module.fc.weight": torch.zeros(2, 512), "module.fc.bias": torch.zeros(2)})
     path = tmp_path / "resnet18_finetuned.pth"
     torch.save({"epoch": 3, "state_dict": state}, path)
@@ -164,9 +172,36 @@ def test_resnet_weights_from_local_file(tmp_path: Path, images: torch.Tensor) ->
     headless = tmp_path / "headless.safetensors"
     from safetensors.torch import save_file
 
-    save_file(source.net.state_dict(), headless)
+    save_file(plain, headless)
     loaded = build_extractor({**RESNET18, "weights": str(headless)})
     torch.testing.assert_close(_features(loaded, images), _features(source, images))
+
+
+def test_frozen_resnet_folds_batch_norm_into_the_convolutions(
+    tmp_path: Path, images: torch.Tensor
+) -> None:
+    # Weights with non-trivial BatchNorm statistics, as a trained network has them.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        net = torchvision.models.get_model("resnet18", weights=None)
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.1, 0.1)
+    path = tmp_path / "resnet18.pth"
+    torch.save(net.state_dict(), path)
+
+    frozen = build_extractor({**RESNET18, "weights": str(path)})
+    finetune = build_extractor({**RESNET18, "weights": str(path), "train_mode": "finetune"})
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in frozen.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in finetune.modules()) == 20
+    # The same function: the fine-tune branch keeps its BatchNorms (their weights train).
+    torch.testing.assert_close(
+        _features(frozen, images), _features(finetune, images), rtol=1e-4, atol=1e-4
+    )
+    assert frozen.weights_id == finetune.weights_id == f"file:{file_sha256(path)}"
 
 
 def test_mismatched_weights_file_names_the_file(tmp_path: Path) -> None:
