@@ -278,10 +278,16 @@ def test_a_run_that_outlives_the_server_is_followed_and_never_trained_twice(serv
     job_id = api.post("/v1/train/ensemble", json=TRAIN).json()["job_id"]
     wait_for(lambda: job(server, job_id)["stage"], 120, "the job to start a node")
     orphan = store.get(job_id)["pid"]
-    server.stop(signal.SIGKILL)  # the API crashes; its kedro run goes on
-    server.start()
-    # The run still goes on: the new server follows it instead of starting a second one.
-    followed = store.get(job_id)
+    # Hold the run where it is (SIGSTOP) while the API crashes and restarts: a tiny run on a
+    # quiet machine could otherwise finish in between, and the test would see no live run.
+    os.kill(orphan, signal.SIGSTOP)
+    try:
+        server.stop(signal.SIGKILL)  # the API crashes; its kedro run goes on
+        server.start()
+        # The run still goes on: the new server follows it instead of starting a second one.
+        followed = store.get(job_id)
+    finally:
+        os.kill(orphan, signal.SIGCONT)
     assert followed["state"] == "running" and followed["attempts"] == 1, followed["error"]
     assert followed["pid"] == orphan and followed["worker"].endswith(f":{server.process.pid}")
 

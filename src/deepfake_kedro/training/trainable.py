@@ -33,8 +33,16 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from deepfake_kedro.models.backbones import CROP_GRID, FeatureExtractor
+from deepfake_kedro.io import ImageStore
+from deepfake_kedro.models.backbones import (
+    CROP_GRID,
+    BackboneConfig,
+    FeatureExtractor,
+    build_extractor,
+    is_trainable,
+)
 from deepfake_kedro.training.augmentation import AugmentationConfig, augment
+from deepfake_kedro.training.synthetic import SyntheticFakes, SyntheticFakesConfig, face_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -262,3 +270,78 @@ class Branches(nn.Module):
 
     def forward(self, pixels: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {name: branch(pixels[name]) for name, branch in self.branches.items()}
+
+
+# ------------------------------------------------------------- from the parameters
+
+
+def trainable_configs(backbones: dict[str, Any]) -> dict[str, BackboneConfig]:
+    """The enabled ``train_mode: finetune`` entries of ``feature_extraction.backbones``, typed."""
+    configs = {}
+    for name, entry in backbones.items():
+        config = entry if isinstance(entry, BackboneConfig) else dict(entry)
+        enabled = config.enabled if isinstance(config, BackboneConfig) else config.get("enabled", True)
+        if not enabled or not is_trainable(config):
+            continue
+        if not isinstance(config, BackboneConfig):
+            try:
+                config = BackboneConfig.model_validate(config)
+            except ValueError as err:
+                raise ValueError(f"feature_extraction.backbones.{name}: {err}") from err
+        configs[name] = config
+    return configs
+
+
+def pixel_settings(
+    manifest: pd.DataFrame,
+    augmentation: AugmentationConfig | None,
+    synthetic_fakes: SyntheticFakesConfig | None,
+) -> dict[str, Any]:
+    """What trainable branches read besides the features: which images, labels and splits,
+    and how they are augmented and blended (for the training-reuse digest)."""
+    columns = [c for c in ("content_hash", "split", "label", "face_box") if c in manifest.columns]
+    return {
+        "rows": manifest[columns].astype(str).to_numpy().tolist(),
+        "augmentation": augmentation.model_dump(mode="json") if augmentation else None,
+        "synthetic_fakes": synthetic_fakes.model_dump(mode="json") if synthetic_fakes else None,
+    }
+
+def trainable_inputs(
+    configs: dict[str, BackboneConfig],
+    manifest: pd.DataFrame,
+    train_rows: pd.DataFrame,
+    raw_images: ImageStore | None,
+    augmentation: AugmentationConfig | None,
+    synthetic_fakes: SyntheticFakesConfig | None,
+    branches: list[str],
+) -> TrainableInputs:
+    """The trainable branches' networks and the images they learn from."""
+    if raw_images is None:
+        raise ValueError(
+            f"trainable branch(es) {sorted(configs)} need the images: the ensemble_training "
+            "node must read raw_images (its pipeline adds it when a branch is trainable)"
+        )
+    if augmentation is not None and not isinstance(augmentation, AugmentationConfig):
+        augmentation = AugmentationConfig.model_validate(augmentation)
+    store: Any = raw_images
+    if train_rows["view"].notna().any():  # synthetic fakes of the train split's reals
+        if synthetic_fakes is None:
+            raise ValueError(
+                "the frozen branches' tables hold synthetic fakes but the ensemble_training node "
+                "got no feature_extraction.synthetic_fakes to make them for the trainable branches"
+            )
+        if not isinstance(synthetic_fakes, SyntheticFakesConfig):
+            synthetic_fakes = SyntheticFakesConfig.model_validate(synthetic_fakes)
+        store = SyntheticFakes(raw_images, synthetic_fakes, face_boxes(manifest))
+    extractors = {
+        name: build_extractor(config, param_key=f"feature_extraction.backbones.{name}")
+        for name, config in configs.items()
+        if name in branches
+    }
+    return TrainableInputs(
+        extractors=extractors,
+        store=store,
+        train_rows=train_rows.reset_index(drop=True),
+        val_rows=manifest[manifest["split"] == "val"].reset_index(drop=True),
+        augmentation=augmentation,
+    )

@@ -12,8 +12,6 @@ from matplotlib.figure import Figure
 from deepfake_kedro.cache_use import cache_use
 from deepfake_kedro.datasets.torch_checkpoint import CheckpointStore
 from deepfake_kedro.io import ImageStore
-from deepfake_kedro.models import BackboneConfig, build_extractor
-from deepfake_kedro.models.backbones import is_trainable
 from deepfake_kedro.training import TrainingConfig, plot_training_curves, train_fusion
 from deepfake_kedro.training.augmentation import AugmentationConfig
 from deepfake_kedro.training.checkpoint import Checkpoint, with_lineage
@@ -26,8 +24,8 @@ from deepfake_kedro.training.inputs import (
     training_images,
 )
 from deepfake_kedro.training.reuse import INPUTS_DIGEST, inputs_digest, reusable
-from deepfake_kedro.training.synthetic import SyntheticFakes, SyntheticFakesConfig, face_boxes
-from deepfake_kedro.training.trainable import TrainableInputs
+from deepfake_kedro.training.synthetic import SyntheticFakesConfig
+from deepfake_kedro.training.trainable import pixel_settings, trainable_configs, trainable_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +65,7 @@ def train_ensemble(
         history for MLflow, the training-curve figure and the run tags.
     """
     tables = branch_features
-    configs = _trainable_configs(backbones or {})
+    configs = trainable_configs(backbones or {})
     if params.branches is None:
         order = list(backbones or {}) + list(tables)
         branches = [b for b in dict.fromkeys(order) if b in tables or b in configs]
@@ -87,7 +85,7 @@ def train_ensemble(
     val_x, y_val = split_arrays(split_manifest, tables, frozen, "val")
     trainable = None
     if configs:
-        trainable = _trainable_inputs(
+        trainable = trainable_inputs(
             configs, split_manifest, training_images(split_manifest, tables, frozen),
             raw_images, augmentation, synthetic_fakes, params.branches,
         )  # fmt: skip
@@ -102,7 +100,7 @@ def train_ensemble(
         {
             "frozen": {b: branch_identity(tables[b]) for b in frozen},
             "trainable": {b: c.model_dump(mode="json") for b, c in configs.items()},
-            "pixels": _pixel_settings(split_manifest, augmentation, synthetic_fakes)
+            "pixels": pixel_settings(split_manifest, augmentation, synthetic_fakes)
             if configs
             else None,
         },
@@ -158,78 +156,6 @@ def train_ensemble(
         _metric_history(result),
         plot_training_curves(result.history),
         _run_tags(identities, dataset_fingerprint, result),
-    )
-
-
-def _trainable_configs(backbones: dict[str, Any]) -> dict[str, BackboneConfig]:
-    """The enabled ``train_mode: finetune`` entries of ``feature_extraction.backbones``, typed."""
-    configs = {}
-    for name, entry in backbones.items():
-        config = entry if isinstance(entry, BackboneConfig) else dict(entry)
-        enabled = config.enabled if isinstance(config, BackboneConfig) else config.get("enabled", True)
-        if not enabled or not is_trainable(config):
-            continue
-        if not isinstance(config, BackboneConfig):
-            try:
-                config = BackboneConfig.model_validate(config)
-            except ValueError as err:
-                raise ValueError(f"feature_extraction.backbones.{name}: {err}") from err
-        configs[name] = config
-    return configs
-
-
-def _pixel_settings(
-    manifest: pd.DataFrame,
-    augmentation: AugmentationConfig | None,
-    synthetic_fakes: SyntheticFakesConfig | None,
-) -> dict[str, Any]:
-    """What trainable branches read besides the features: which images, labels and splits,
-    and how they are augmented and blended (for the training-reuse digest)."""
-    columns = [c for c in ("content_hash", "split", "label", "face_box") if c in manifest.columns]
-    return {
-        "rows": manifest[columns].astype(str).to_numpy().tolist(),
-        "augmentation": augmentation.model_dump(mode="json") if augmentation else None,
-        "synthetic_fakes": synthetic_fakes.model_dump(mode="json") if synthetic_fakes else None,
-    }
-
-def _trainable_inputs(
-    configs: dict[str, BackboneConfig],
-    manifest: pd.DataFrame,
-    train_rows: pd.DataFrame,
-    raw_images: ImageStore | None,
-    augmentation: AugmentationConfig | None,
-    synthetic_fakes: SyntheticFakesConfig | None,
-    branches: list[str],
-) -> TrainableInputs:
-    """The trainable branches' networks and the images they learn from."""
-    if raw_images is None:
-        raise ValueError(
-            f"trainable branch(es) {sorted(configs)} need the images: the ensemble_training "
-            "node must read raw_images (its pipeline adds it when a branch is trainable)"
-        )
-    if augmentation is not None and not isinstance(augmentation, AugmentationConfig):
-        augmentation = AugmentationConfig.model_validate(augmentation)
-    store: Any = raw_images
-    if train_rows["view"].notna().any():  # synthetic fakes of the train split's reals
-        if synthetic_fakes is None:
-            raise ValueError(
-                "the frozen branches' tables hold synthetic fakes but the ensemble_training node "
-                "got no feature_extraction.synthetic_fakes to make them for the trainable branches"
-            )
-        if not isinstance(synthetic_fakes, SyntheticFakesConfig):
-            synthetic_fakes = SyntheticFakesConfig.model_validate(synthetic_fakes)
-        store = SyntheticFakes(raw_images, synthetic_fakes, face_boxes(manifest))
-    extractors = {
-        name: build_extractor(config, param_key=f"feature_extraction.backbones.{name}")
-        for name, config in configs.items()
-        if name in branches
-    }
-    return TrainableInputs(
-        extractors=extractors,
-        store=store,
-        train_rows=train_rows.reset_index(drop=True),
-        val_rows=manifest[manifest["split"] == "val"].reset_index(drop=True),
-        augmentation=augmentation,
     )
 
 
