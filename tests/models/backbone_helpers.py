@@ -31,3 +31,13 @@ def jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
 def batch(*images: np.ndarray) -> torch.Tensor:
     """uint8 [B, 3, H, W] from HxWx3 arrays."""
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def torchvision_state(arch: str, seed: int) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision's ``arch`` with random weights of ``seed``, as a user's
+    model saves it (BatchNorm unfolded); the same weights as an extractor with that seed."""
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return torchvision.models.get_model(arch, weights=None).state_dict()

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from backbone_helpers import batch, scene
+from backbone_helpers import batch, scene, torchvision_state
 from PIL import Image
 
 from deepfake_kedro.models import (
@@ -150,10 +150,7 @@ def test_resnet_weights_from_local_file(tmp_path: Path, images: torch.Tensor) ->
     source = build_extractor({**RESNET18, "seed": 7})
     # The same weights as a user's torchvision model has them (the extractor folds its
     # BatchNorms into the convolutions after loading).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(7)
-        plain = torchvision.models.get_model("resnet18", weights=None).state_dict()
-    plain = {k: v for k, v in plain.items() if not k.startswith("fc.")}
+    plain = {k: v for k, v in torchvision_state("resnet18", 7).items() if not k.startswith("fc.")}
     # A training checkpoint as DataParallel saves it: nested and "module."-prefixed.
     state = {f"module.{k}": v for k, v in plain.items()}
     state.update({"module.fc.weight": torch.zeros(2, 512), "module.fc.bias": torch.zeros(2)})

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
-from backbone_helpers import batch, scene
+from backbone_helpers import batch, scene, torchvision_state
 
 from deepfake_kedro.models import WeightsUnavailableError, build_extractor, weights
 from deepfake_kedro.models.weights import probe_host
@@ -85,11 +84,8 @@ def test_hanging_dns_cannot_block_the_probe(monkeypatch: pytest.MonkeyPatch) -> 
 def test_cached_torchvision_weights_load_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
     params = {"kind": "resnet", "arch": "resnet18", "image_size": 64}
     source = build_extractor({**params, "seed": 3})
-    with torch.random.fork_rng(devices=[]):  # the same weights, unfolded, as torchvision saves them
-        torch.manual_seed(3)
-        plain = torchvision.models.get_model("resnet18", weights=None).state_dict()
     state = {
-        **plain,
+        **torchvision_state("resnet18", 3),
         "fc.weight": torch.zeros(1000, 512),
         "fc.bias": torch.zeros(1000),
     }

@@ -306,6 +306,7 @@ def pixel_settings(
         "synthetic_fakes": synthetic_fakes.model_dump(mode="json") if synthetic_fakes else None,
     }
 
+
 def trainable_inputs(
     configs: dict[str, BackboneConfig],
     manifest: pd.DataFrame,
