@@ -21,6 +21,7 @@ from deepfake_kedro.models import (
     build_extractor,
     preprocess_image,
 )
+from deepfake_kedro.models.backbones import _mean_std
 from deepfake_kedro.models.spectral import FEATURE_DIM as SPECTRAL_DIM
 from deepfake_kedro.models.weights import file_sha256
 
@@ -199,6 +200,22 @@ def test_frozen_resnet_folds_batch_norm_into_the_convolutions(
         _features(frozen, images), _features(finetune, images), rtol=1e-4, atol=1e-4
     )
     assert frozen.weights_id == finetune.weights_id == f"file:{file_sha256(path)}"
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_early_stats_are_the_per_channel_mean_and_std(
+    memory_format: torch.memory_format, dtype: torch.dtype
+) -> None:
+    # Activations with an offset much larger than their spread: a one-pass E[x^2] - E[x]^2
+    # would lose the std here; the two-pass statistic must match torch.std_mean.
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 5, 7, 9, generator=generator) * torch.linspace(0.1, 2.0, 5)[:, None, None]
+    x = (x + 40.0).to(dtype).contiguous(memory_format=memory_format)
+    std, mean = torch.std_mean(x.float(), dim=(2, 3), correction=0)
+    stats = _mean_std(x)
+    assert stats.dtype == torch.float32 and stats.shape == (3, 10)
+    torch.testing.assert_close(stats, torch.cat([mean, std], dim=1), rtol=1e-5, atol=1e-5)
 
 
 def test_mismatched_weights_file_names_the_file(tmp_path: Path) -> None:

@@ -521,9 +521,18 @@ def _stage_channels(stage: nn.Sequential) -> int:
 
 
 def _mean_std(x: torch.Tensor) -> torch.Tensor:
-    """Per-channel spatial mean and std of [B, C, H, W], in float32 -> [B, 2C]."""
-    std, mean = torch.std_mean(x.float(), dim=(2, 3), correction=0)
-    return torch.cat([mean, std], dim=1)
+    """Per-channel spatial mean and std of [B, C, H, W], in float32 -> [B, 2C].
+
+    Two passes (mean, then mean squared deviation) over a [B, H*W, C] view: for channels_last
+    activations the view is free and both reductions run over a contiguous channel axis.
+    ``torch.std_mean`` over dims (2, 3) took 20% of a bf16 ResNet50 forward on a 2-core AMX
+    CPU; this is the same statistic (float32 rounding apart) in about half the time.
+    """
+    b, c = x.shape[:2]
+    y = x.permute(0, 2, 3, 1).reshape(b, -1, c).float()
+    mean = y.mean(dim=1, keepdim=True)
+    var = (y - mean).square_().mean(dim=1)
+    return torch.cat([mean[:, 0], var.sqrt()], dim=1)
 
 
 # -------------------------------------------------------------------------------- CLIP
