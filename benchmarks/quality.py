@@ -50,8 +50,8 @@ from deepfake_kedro.models import build_extractor
 from deepfake_kedro.training import TrainingConfig, build_model, predict_proba, train_fusion
 from deepfake_kedro.training.inputs import split_arrays
 
-TARGET_OVERALL = 0.90
-TARGET_FAMILY = 0.80
+TARGET_OVERALL = 0.95
+TARGET_FAMILY = 0.90
 TARGET_SECOND = 0.95
 TARGET_CROSS = 0.75
 SETTINGS = {
