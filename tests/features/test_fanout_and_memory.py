@@ -42,8 +42,11 @@ def test_shards_cover_every_hash_exactly_once_and_merge(
     for batch_hashes, features in iter_features(manifest, store, extractor, config):
         expected.update(zip(batch_hashes, features, strict=True))
     wanted = manifest["content_hash"].tolist()
+    # The shards batched other images together than this one pass did: on CPUs where oneDNN
+    # picks its convolution kernel by batch size (AVX512/AMX) fp32 results then differ in the
+    # last bits (seen: 2e-6 relative), so equal up to float32 reassociation, not bitwise.
     np.testing.assert_allclose(
-        merged.load(wanted), np.stack([expected[h] for h in wanted]), rtol=1e-6
+        merged.load(wanted), np.stack([expected[h] for h in wanted]), rtol=1e-5, atol=1e-6
     )
 
 
